@@ -1,0 +1,230 @@
+"""Plans, quotas and usage: which plan applies, what a user may still do, and what they used.
+
+Quota checks run at job creation, again when a job's size becomes known, and before any transfer.
+A refusal raises `QuotaExceeded` naming the limit, so the caller can fail the job with a clear event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from billing.models import Plan, PlanAssignment, UsageDay
+from config.errors import DomainError
+
+
+class QuotaExceeded(DomainError):
+    code = "quota_exceeded"
+    http_status = 403
+
+    def __init__(self, limit: str, detail: str):
+        super().__init__(detail, limit=limit)
+        self.limit = limit
+
+
+def default_plan() -> Plan:
+    plan = Plan.objects.filter(is_default=True).order_by("id").first()
+    if plan is None:  # an operator removed the default: fall back to a safe built-in one
+        plan, _ = Plan.objects.get_or_create(name="Default", defaults={"is_default": True})
+    return plan
+
+
+def current_plan(user) -> Plan:
+    assignment = PlanAssignment.objects.current().filter(user=user).select_related("plan").first()
+    return assignment.plan if assignment else default_plan()
+
+
+@transaction.atomic
+def assign_plan(user, plan: Plan, *, actor=None, starts_at=None, expires_at=None, note: str = "") -> PlanAssignment:
+    from accounts.audit import record_audit
+
+    assignment = PlanAssignment(user=user, plan=plan, starts_at=starts_at or timezone.now(), expires_at=expires_at,
+                                note=note)
+    assignment.full_clean()
+    assignment.save()
+    record_audit("plan.assign", actor=actor, target=user, plan=plan.name,
+                 expires_at=expires_at.isoformat() if expires_at else None)
+    return assignment
+
+
+# --- what is in use ---------------------------------------------------------------------------------
+
+
+def storage_committed(user, *, exclude_job_id: int | None = None) -> int:
+    """Bytes the user's jobs hold or will hold on disk (full size of unfinished jobs: they will grow)."""
+    from downloads.models import Job
+
+    jobs = Job.objects.filter(user=user, data_deleted_at__isnull=True)
+    if exclude_job_id:
+        jobs = jobs.exclude(pk=exclude_job_id)
+    return jobs.aggregate(total=Coalesce(Sum(Coalesce("size_bytes", "downloaded_bytes")), 0))["total"]
+
+
+def active_job_count(user) -> int:
+    from downloads.models import Job
+
+    return Job.objects.for_user(user).active().count()
+
+
+def month_start(today: dt.date | None = None) -> dt.date:
+    return (today or timezone.now().date()).replace(day=1)
+
+
+def transfer_this_month(user) -> int:
+    totals = UsageDay.objects.filter(user=user, day__gte=month_start()).aggregate(
+        down=Coalesce(Sum("bytes_downloaded"), 0), out=Coalesce(Sum("bytes_delivered"), 0)
+    )
+    return totals["down"] + totals["out"]
+
+
+# --- checks -----------------------------------------------------------------------------------------
+
+
+def _fmt(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def check_new_job(user, backend: str, size: int | None) -> Plan:
+    """Refuse a job the plan does not allow. Active-job slots are not checked here: extra jobs queue."""
+    plan = current_plan(user)
+    if not plan.allows_backend(backend):
+        raise QuotaExceeded("allowed_backends", f"Your plan ({plan.name}) does not include the '{backend}' backend.")
+    if plan.monthly_transfer_bytes and transfer_this_month(user) >= plan.monthly_transfer_bytes:
+        raise QuotaExceeded(
+            "monthly_transfer_bytes",
+            f"You used this month's transfer allowance ({_fmt(plan.monthly_transfer_bytes)}).",
+        )
+    if plan.max_storage_bytes and storage_committed(user) >= plan.max_storage_bytes:
+        raise QuotaExceeded("max_storage_bytes", f"Your storage is full ({_fmt(plan.max_storage_bytes)}).")
+    if size is not None:
+        check_size(user, size, plan=plan)
+    return plan
+
+
+def check_size(user, size: int, *, plan: Plan | None = None, exclude_job_id: int | None = None) -> None:
+    """Refuse a job whose size is over the single-job limit or the storage the user has left."""
+    plan = plan or current_plan(user)
+    if plan.max_job_size_bytes and size > plan.max_job_size_bytes:
+        raise QuotaExceeded(
+            "max_job_size_bytes",
+            f"This download is {_fmt(size)}; your plan allows {_fmt(plan.max_job_size_bytes)} per job.",
+        )
+    if plan.max_storage_bytes:
+        free = plan.max_storage_bytes - storage_committed(user, exclude_job_id=exclude_job_id)
+        if size > free:
+            raise QuotaExceeded(
+                "max_storage_bytes",
+                f"This download is {_fmt(size)}; you have {_fmt(max(free, 0))} of storage left.",
+            )
+
+
+def check_transfer(user, nbytes: int) -> None:
+    """Refuse a transfer (delivery or cloud transfer) that would pass the monthly allowance."""
+    plan = current_plan(user)
+    if plan.monthly_transfer_bytes and transfer_this_month(user) + nbytes > plan.monthly_transfer_bytes:
+        raise QuotaExceeded(
+            "monthly_transfer_bytes",
+            f"This transfer of {_fmt(nbytes)} would pass your monthly allowance "
+            f"({_fmt(plan.monthly_transfer_bytes)}).",
+        )
+
+
+def has_free_slot(user) -> bool:
+    plan = current_plan(user)
+    return not plan.max_active_jobs or active_job_count(user) < plan.max_active_jobs
+
+
+# --- metering ---------------------------------------------------------------------------------------
+
+
+def record_usage(user_id: int, *, downloaded: int = 0, delivered: int = 0, jobs: int = 0) -> None:
+    if not (downloaded or delivered or jobs):
+        return
+    day = timezone.now().date()
+    changes = {"bytes_downloaded": F("bytes_downloaded") + downloaded,
+               "bytes_delivered": F("bytes_delivered") + delivered,
+               "jobs_created": F("jobs_created") + jobs}
+    with transaction.atomic():
+        if not UsageDay.objects.filter(user_id=user_id, day=day).update(**changes):
+            _, created = UsageDay.objects.get_or_create(
+                user_id=user_id, day=day,
+                defaults={"bytes_downloaded": downloaded, "bytes_delivered": delivered, "jobs_created": jobs},
+            )
+            if not created:  # another writer created the row between our update and insert
+                UsageDay.objects.filter(user_id=user_id, day=day).update(**changes)
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    plan: str
+    storage_used: int
+    storage_limit: int
+    transfer_this_month: int
+    transfer_limit: int
+    active_jobs: int
+    active_jobs_limit: int
+    max_job_size: int
+    retention_days: int
+    allowed_backends: list[str]
+
+    @property
+    def storage_percent(self) -> float:
+        return min(100.0, 100.0 * self.storage_used / self.storage_limit) if self.storage_limit else 0.0
+
+    @property
+    def transfer_percent(self) -> float:
+        return min(100.0, 100.0 * self.transfer_this_month / self.transfer_limit) if self.transfer_limit else 0.0
+
+
+def usage_summary(user) -> UsageSummary:
+    plan = current_plan(user)
+    return UsageSummary(
+        plan=plan.name,
+        storage_used=storage_committed(user),
+        storage_limit=plan.max_storage_bytes,
+        transfer_this_month=transfer_this_month(user),
+        transfer_limit=plan.monthly_transfer_bytes,
+        active_jobs=active_job_count(user),
+        active_jobs_limit=plan.max_active_jobs,
+        max_job_size=plan.max_job_size_bytes,
+        retention_days=plan.retention_days,
+        allowed_backends=list(plan.allowed_backends),
+    )
+
+
+# --- retention --------------------------------------------------------------------------------------
+
+
+def expired_jobs(now=None):
+    """Finished jobs whose files outlived their owner's plan retention."""
+    from downloads.models import TERMINAL, Job
+
+    now = now or timezone.now()
+    candidates = Job.objects.filter(
+        status__in=TERMINAL, data_deleted_at__isnull=True, finished_at__isnull=False
+    ).select_related("user")
+    plans: dict[int, Plan] = {}
+    for job in candidates.iterator():
+        plan = plans.get(job.user_id) or plans.setdefault(job.user_id, current_plan(job.user))
+        if plan.retention_days and job.finished_at + dt.timedelta(days=plan.retention_days) <= now:
+            yield job
+
+
+def apply_retention(now=None) -> int:
+    """Remove the files of finished jobs past retention; each removal is an event and an audit row."""
+    from downloads.services import remove_job_data
+
+    count = 0
+    for job in expired_jobs(now):
+        remove_job_data(job, reason_code="retention", reason="Files removed: the plan's retention period ended.")
+        count += 1
+    return count

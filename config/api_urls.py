@@ -1,0 +1,9 @@
+"""Everything under /api/v1/: each app contributes its own routes."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("accounts.api_urls")),
+    path("", include("billing.api_urls")),
+    path("", include("downloads.api_urls")),
+]

@@ -1,0 +1,42 @@
+"""Shared personas and settings for the whole suite."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.accounts.factories import UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(settings, tmp_path):
+    """Each test gets its own DATA_DIR/downloads; nothing touches the developer's var/."""
+    settings.DOWNLOADS_DIR = tmp_path / "downloads"
+    settings.DOWNLOADS_DIR.mkdir()
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory(email="alice@example.com")
+
+
+@pytest.fixture
+def other_user(db):
+    return UserFactory(email="mallory@example.com")
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(email="admin@example.com", role="admin", is_superuser=True)
+
+
+@pytest.fixture
+def api_client(user):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def other_client(other_user):
+    client = APIClient()
+    client.force_authenticate(other_user)
+    return client

@@ -1,0 +1,18 @@
+from importlib import import_module
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.db.models.signals import post_migrate
+
+
+class DownloadsConfig(AppConfig):
+    name = "downloads"
+    verbose_name = "Downloads"
+
+    def ready(self):
+        from downloads.schedules import ensure_schedules
+
+        post_migrate.connect(ensure_schedules, sender=self)
+        # Plugins and test backends named in settings register themselves on import.
+        for module in settings.EXTRA_BACKEND_MODULES:
+            import_module(module)

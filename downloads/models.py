@@ -1,0 +1,295 @@
+"""The job spine: Job, Batch, JobFile, the append-only JobEvent outbox, the blocklist and heartbeats.
+
+Job status diagram (the table `TRANSITIONS` below is the single source of truth)::
+
+    queued ──► starting ──► fetching_metadata ──► downloading ──► seeding ──► completed
+      │  ▲         │                │                 │   │          │
+      │  │         └────────────────┴─────► transferring ─► processing ─► completed
+      │  └── retry (failed / cancelled), requeue (engine died)
+      └─► waiting (quota slot, cleanup, login) ◄──► any running state
+    any non-terminal ──► paused ──► (back to where it can resume) │ cancelled │ failed
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from config.crypto import EncryptedCharField, EncryptedTextField
+
+
+class IllegalTransition(Exception):
+    def __init__(self, job_id, current: str, target: str):
+        super().__init__(f"Job {job_id}: {current} → {target} is not allowed.")
+        self.current, self.target = current, target
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    STARTING = "starting", "Starting"
+    FETCHING_METADATA = "fetching_metadata", "Fetching metadata"
+    DOWNLOADING = "downloading", "Downloading"
+    SEEDING = "seeding", "Seeding"
+    TRANSFERRING = "transferring", "Transferring"
+    PROCESSING = "processing", "Processing"
+    WAITING = "waiting", "Waiting"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+S = Status
+TERMINAL = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
+# Statuses that hold one of the plan's "active job" slots.
+ACTIVE = frozenset(
+    {S.STARTING, S.FETCHING_METADATA, S.DOWNLOADING, S.SEEDING, S.TRANSFERRING, S.PROCESSING, S.WAITING}
+)
+RUNNING = ACTIVE - {S.WAITING}
+# Everything a running job may end in or be stopped by.
+_EXITS = {S.PAUSED, S.CANCELLED, S.FAILED}
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.QUEUED: frozenset({S.STARTING, S.FETCHING_METADATA, S.DOWNLOADING, S.WAITING} | _EXITS),
+    S.STARTING: frozenset(
+        {S.QUEUED, S.FETCHING_METADATA, S.DOWNLOADING, S.SEEDING, S.TRANSFERRING, S.WAITING, S.COMPLETED}
+        | _EXITS
+    ),
+    S.FETCHING_METADATA: frozenset({S.QUEUED, S.DOWNLOADING, S.SEEDING, S.WAITING, S.COMPLETED} | _EXITS),
+    S.DOWNLOADING: frozenset(
+        {S.QUEUED, S.FETCHING_METADATA, S.SEEDING, S.TRANSFERRING, S.PROCESSING, S.WAITING, S.COMPLETED}
+        | _EXITS
+    ),
+    S.SEEDING: frozenset({S.QUEUED, S.DOWNLOADING, S.PROCESSING, S.COMPLETED} | _EXITS),
+    S.TRANSFERRING: frozenset({S.QUEUED, S.PROCESSING, S.WAITING, S.COMPLETED} | _EXITS),
+    S.PROCESSING: frozenset({S.COMPLETED, S.CANCELLED, S.FAILED}),
+    S.WAITING: frozenset(
+        {S.QUEUED, S.STARTING, S.FETCHING_METADATA, S.DOWNLOADING, S.SEEDING, S.TRANSFERRING, S.COMPLETED}
+        | _EXITS
+    ),
+    S.PAUSED: frozenset(
+        {S.QUEUED, S.STARTING, S.FETCHING_METADATA, S.DOWNLOADING, S.SEEDING, S.CANCELLED, S.FAILED}
+    ),
+    S.COMPLETED: frozenset(),
+    S.FAILED: frozenset({S.QUEUED}),
+    S.CANCELLED: frozenset({S.QUEUED}),
+}
+
+
+def can_transition(current: str, target: str) -> bool:
+    return target in TRANSITIONS[current]
+
+
+class Batch(models.Model):
+    """An ordered group of jobs submitted together (a multi-line magnet paste)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches")
+    name = models.CharField(max_length=200, blank=True)
+    backend = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "batches"
+
+    def __str__(self) -> str:
+        return self.name or f"Batch {self.pk}"
+
+
+class JobQuerySet(models.QuerySet):
+    def for_user(self, user):
+        """The one place that scopes jobs to their owner: another user's job simply is not there."""
+        return self.filter(user=user)
+
+    def active(self):
+        return self.filter(status__in=ACTIVE)
+
+    def unfinished(self):
+        return self.exclude(status__in=TERMINAL)
+
+
+class Job(models.Model):
+    """One download owned by one user, run by one backend ("engine", "seedr" or "server:<id>")."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    position = models.PositiveIntegerField(default=0, help_text="Order inside the batch.")
+    backend = models.CharField(max_length=64, db_index=True)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    # Why the job is where it is (machine code + human sentence): "no_backend", "quota_exceeded", …
+    reason_code = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+
+    name = models.CharField(max_length=500, blank=True)
+    info_hash = EncryptedCharField(max_length=64, blank=True)
+    info_hash_hmac = models.CharField(max_length=64, blank=True, db_index=True)
+    magnet = EncryptedTextField(blank=True)
+    torrent = EncryptedTextField(blank=True, help_text="Base64 of the .torrent file, when one was given.")
+    is_private = models.BooleanField(default=False)
+
+    size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    downloaded_bytes = models.PositiveBigIntegerField(default=0)
+    uploaded_bytes = models.PositiveBigIntegerField(default=0)
+    progress = models.FloatField(default=0.0, help_text="0.0 to 1.0")
+    download_rate = models.PositiveBigIntegerField(default=0, help_text="bytes/s")
+    upload_rate = models.PositiveBigIntegerField(default=0, help_text="bytes/s")
+    eta_seconds = models.PositiveIntegerField(null=True, blank=True)
+    peers = models.PositiveIntegerField(default=0)
+    seeds = models.PositiveIntegerField(default=0)
+
+    remote_id = models.CharField(max_length=128, blank=True, help_text="The backend's own id for this job.")
+    claimed_by = models.CharField(max_length=128, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_progress_event_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    data_deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["user", "-id"]),
+            models.Index(fields=["user", "status"]),
+            models.Index(fields=["status", "updated_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"Job {self.pk}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def data_dir(self) -> Path:
+        return settings.DOWNLOADS_DIR / str(self.user_id) / str(self.pk)
+
+    def check_transition(self, target: str) -> None:
+        if not can_transition(self.status, target):
+            raise IllegalTransition(self.pk, self.status, target)
+
+
+class JobFile(models.Model):
+    """One file of a job, at a path relative to the job's folder."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=1024)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    completed_bytes = models.PositiveBigIntegerField(default=0)
+    mime_type = models.CharField(max_length=128, blank=True)
+    index = models.PositiveIntegerField(default=0, help_text="The file's index inside the torrent.")
+
+    class Meta:
+        ordering = ["job", "path"]
+        constraints = [models.UniqueConstraint(fields=["job", "path"], name="jobfile_unique_path")]
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def is_complete(self) -> bool:
+        return self.completed_bytes >= self.size_bytes
+
+
+class EventKind(models.TextChoices):
+    CREATED = "created", "Created"
+    STATUS = "status", "Status change"
+    PROGRESS = "progress", "Progress"
+    FILES = "files", "Files"
+    MESSAGE = "message", "Message"
+    DELETED = "deleted", "Deleted"
+
+
+class JobEventQuerySet(models.QuerySet):
+    def for_user(self, user):
+        return self.filter(user=user)
+
+    def update(self, **kwargs):
+        raise TypeError("Job events are append-only.")
+
+
+class JobEvent(models.Model):
+    """Append-only history of a job, and the outbox the web process relays to websockets (by id)."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # No FK constraint: the history (and the "deleted" event) outlives the job row.
+    job = models.ForeignKey(
+        Job, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="events"
+    )
+    kind = models.CharField(max_length=16, choices=EventKind.choices)
+    code = models.CharField(max_length=64, blank=True, help_text="Machine code, e.g. the new status.")
+    data = models.JSONField(default=dict, blank=True)
+
+    objects = JobEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["user", "id"]), models.Index(fields=["job", "id"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} job {self.job_id} {self.kind} {self.code}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError("Job events are append-only.")
+        super().save(*args, **kwargs)
+
+    def as_message(self) -> dict:
+        """The typed payload sent to websocket clients (see downloads/events.py)."""
+        return {
+            "id": self.pk,
+            "ts": self.created_at.isoformat(),
+            "job": self.job_id,
+            "kind": self.kind,
+            "code": self.code,
+            "data": self.data,
+        }
+
+
+class BlockedInfoHash(models.Model):
+    """An info-hash nobody may download. Found by its HMAC; the hash itself is stored encrypted."""
+
+    info_hash = EncryptedCharField(max_length=64)
+    info_hash_hmac = models.CharField(max_length=64, unique=True, editable=False)
+    reason = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "blocked info-hash"
+
+    def __str__(self) -> str:
+        return f"blocked #{self.pk}"
+
+
+class ProcessHeartbeat(models.Model):
+    """Liveness of a worker, engine or web (event relay) process, shown on the admin health page."""
+
+    class Kind(models.TextChoices):
+        WEB = "web", "Web"
+        WORKER = "worker", "Worker"
+        ENGINE = "engine", "Engine"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=200, unique=True, help_text="host:pid")
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+    info = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,108 @@
+"""The web process's outbox relay: JobEvent rows, by increasing id, to per-user Channels groups.
+
+Producers in other processes (worker, engine) only insert rows; each web process polls for new ids and
+hands them to its own websocket consumers, so live progress needs no shared channel layer or Redis.
+
+Ids are handed out at INSERT but become visible at COMMIT, so on PostgreSQL id 41 can appear after 42.
+The relay never skips a hole silently: it holds everything after a hole until the hole fills or is
+older than EVENT_RELAY_GAP_GRACE seconds (then it was a rolled-back insert). Delivery is therefore in id
+order, and the consumer's backlog (ids up to `cursor`) plus the live stream (ids above it) has no gap
+and no overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db.models import Max
+from django.utils import timezone
+
+from downloads import heartbeats
+from downloads.models import JobEvent, ProcessHeartbeat
+
+log = logging.getLogger(__name__)
+
+ADMIN_GROUP = "events.admins"
+BATCH = 500
+
+
+def user_group(user_id: int) -> str:
+    return f"events.user.{user_id}"
+
+
+class EventRelay:
+    def __init__(self) -> None:
+        self.cursor: int | None = None  # every event with id <= cursor has been handed to the groups
+        self._gap_seen_at: dict[int, float] = {}
+        self._task: asyncio.Task | None = None
+        self._last_beat = 0.0
+        self.last_lag_ms = 0.0
+
+    async def ensure_started(self) -> None:
+        """Start polling in this event loop (lazily, on the first websocket connect)."""
+        if self._task is None or self._task.done():
+            if self.cursor is None:
+                self.cursor = await database_sync_to_async(_max_event_id)()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="event-relay")
+
+    async def _run(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            try:
+                await self.relay_once(layer)
+            except Exception:
+                log.exception("event relay tick failed")
+                await asyncio.sleep(1)
+            await asyncio.sleep(settings.EVENT_RELAY_INTERVAL)
+
+    async def relay_once(self, layer) -> int:
+        rows = await database_sync_to_async(_events_after)(self.cursor, BATCH)
+        ready = self._contiguous(rows)
+        for event in ready:
+            message = {"type": "job.event", "event": event.as_message()}
+            await layer.group_send(user_group(event.user_id), message)
+            await layer.group_send(ADMIN_GROUP, message)
+            self.cursor = event.pk
+        if ready:
+            self.last_lag_ms = (timezone.now() - ready[-1].created_at).total_seconds() * 1000
+        await self._maybe_beat()
+        return len(ready)
+
+    def _contiguous(self, rows: list[JobEvent]) -> list[JobEvent]:
+        """The prefix of `rows` that follows the cursor without an unexplained hole."""
+        ready, expected, now = [], self.cursor + 1, time.monotonic()
+        for row in rows:
+            if row.pk != expected:
+                first_seen = self._gap_seen_at.setdefault(expected, now)
+                if now - first_seen < settings.EVENT_RELAY_GAP_GRACE:
+                    break  # maybe still committing: wait for it
+                self._gap_seen_at.pop(expected, None)
+            ready.append(row)
+            expected = row.pk + 1
+        for stale in [k for k in self._gap_seen_at if k < expected]:
+            self._gap_seen_at.pop(stale, None)
+        return ready
+
+    async def _maybe_beat(self) -> None:
+        if time.monotonic() - self._last_beat < 5:
+            return
+        self._last_beat = time.monotonic()
+        await database_sync_to_async(heartbeats.beat)(
+            ProcessHeartbeat.Kind.WEB, cursor=self.cursor, last_lag_ms=round(self.last_lag_ms, 1)
+        )
+
+
+def _max_event_id() -> int:
+    return JobEvent.objects.aggregate(m=Max("id"))["m"] or 0
+
+
+def _events_after(cursor: int, limit: int) -> list[JobEvent]:
+    return list(JobEvent.objects.filter(id__gt=cursor).order_by("id")[:limit])
+
+
+relay = EventRelay()

@@ -1,0 +1,24 @@
+"""The worker's recurring tasks, kept in step with settings after every migrate."""
+
+from __future__ import annotations
+
+SCHEDULES = {
+    # name: (task path, cadence)
+    "flotilla.dispatch": ("downloads.tasks.dispatch", "seconds"),
+    "flotilla.sync": ("downloads.tasks.sync", "seconds"),
+    "flotilla.prune_progress_events": ("downloads.tasks.prune_progress_events", "hourly"),
+    "flotilla.retention": ("downloads.tasks.apply_retention", "hourly"),
+}
+
+
+def ensure_schedules(**_kwargs) -> None:
+    from django_q.models import Schedule
+
+    for name, (func, cadence) in SCHEDULES.items():
+        if cadence == "seconds":
+            # django-q2 schedules in minutes; sub-minute cadence comes from repeats of a 1-minute schedule
+            # plus the on-commit kick after every job change, so dispatching feels immediate anyway.
+            defaults = {"func": func, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1}
+        else:
+            defaults = {"func": func, "schedule_type": Schedule.HOURLY, "repeats": -1}
+        Schedule.objects.update_or_create(name=name, defaults=defaults)

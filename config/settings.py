@@ -22,6 +22,7 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 DOWNLOADS_DIR = DATA_DIR / "downloads"
+(DATA_DIR / "static").mkdir(exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="") or load_or_create_key(DATA_DIR / "secret_key", "SECRET_KEY")

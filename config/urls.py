@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
+    path("d/", include("downloads.delivery_urls")),
     path("accounts/", include("accounts.urls")),
     path("", include("billing.urls")),
     path("", include("downloads.urls")),

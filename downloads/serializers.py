@@ -1,0 +1,105 @@
+"""Shapes of the downloads API. Serializers check shape only; services enforce the rules."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from downloads.models import Batch, Job, JobEvent, JobFile, Status
+
+
+class JobFileSerializer(serializers.ModelSerializer):
+    is_complete = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = JobFile
+        fields = ["id", "path", "size_bytes", "completed_bytes", "mime_type", "is_complete"]
+
+
+class JobEventSerializer(serializers.ModelSerializer):
+    job = serializers.IntegerField(source="job_id")
+    ts = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = JobEvent
+        fields = ["id", "ts", "job", "kind", "code", "data"]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    status_display = serializers.CharField(source="get_status_display", read_only=True)
+    data_deleted = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "name", "status", "status_display", "reason_code", "reason", "backend", "batch", "position",
+            "size_bytes", "downloaded_bytes", "uploaded_bytes", "progress", "download_rate", "upload_rate",
+            "eta_seconds", "peers", "seeds", "created_at", "started_at", "finished_at", "data_deleted",
+        ]
+        read_only_fields = fields
+
+    def get_data_deleted(self, job: Job) -> bool:
+        return job.data_deleted_at is not None
+
+
+class JobDetailSerializer(JobSerializer):
+    files = JobFileSerializer(many=True, read_only=True)
+    events = serializers.SerializerMethodField()
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "files", "events"]
+        read_only_fields = fields
+
+    def get_events(self, job: Job) -> list[dict]:
+        from downloads.services import recent_events
+
+        return [event.as_message() for event in recent_events(job)]
+
+
+def _backend_field():
+    return serializers.CharField(required=False, max_length=64, allow_blank=True,
+                                 help_text=f'"engine", "seedr" or "server:<id>"; default "{settings.DEFAULT_BACKEND}".')
+
+
+class JobCreateSerializer(serializers.Serializer):
+    """Either `magnet` (JSON or form) or `torrent` (multipart file), never both."""
+
+    magnet = serializers.CharField(required=False, trim_whitespace=True, max_length=settings.MAGNET_MAX_LENGTH)
+    torrent = serializers.FileField(required=False, allow_empty_file=True)
+    backend = _backend_field()
+
+    def validate(self, attrs):
+        if bool(attrs.get("magnet")) == bool(attrs.get("torrent")):
+            raise serializers.ValidationError("Give either a magnet link or a .torrent file.")
+        torrent = attrs.get("torrent")
+        if torrent is not None and torrent.size > settings.TORRENT_MAX_BYTES:
+            raise serializers.ValidationError({"torrent": "The .torrent file is too large."})
+        return attrs
+
+
+class BatchCreateSerializer(serializers.Serializer):
+    magnets = serializers.CharField(trim_whitespace=False, max_length=settings.BATCH_MAX_LINES * 8192)
+    backend = _backend_field()
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class CancelSerializer(serializers.Serializer):
+    delete_data = serializers.BooleanField(default=False)
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    summary = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Batch
+        fields = ["id", "name", "backend", "created_at", "summary"]
+
+    def get_summary(self, batch: Batch) -> dict:
+        statuses = [job.status for job in batch.jobs.all()]
+        return {
+            "total": len(statuses),
+            "done": statuses.count(Status.COMPLETED),
+            "failed": statuses.count(Status.FAILED),
+            "cancelled": statuses.count(Status.CANCELLED),
+            "remaining": sum(s not in (Status.COMPLETED, Status.FAILED, Status.CANCELLED) for s in statuses),
+        }

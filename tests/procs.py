@@ -1,0 +1,104 @@
+"""Starting Flotilla's real processes (daphne, qcluster) against the test database, on 127.0.0.1.
+
+Used by the e2e and browser tests. The subprocesses share the test process's keys and database, so a
+row written by one is readable by the other; the test must use `transactional_db` (committed data).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url() -> str:
+    """A DATABASE_URL for the database the test process is using right now (the test database)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def process_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=database_url(),
+        DATA_DIR=str(data_dir),
+        SECRET_KEY=settings.SECRET_KEY,
+        FIELD_ENCRYPTION_KEY=",".join(settings.FIELD_ENCRYPTION_KEY),
+        LOOKUP_HASH_KEY=settings.LOOKUP_HASH_KEY,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@contextlib.contextmanager
+def running(cmd: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
+    """Run a process for the duration of the block; its output goes to `log_path` (shown on failure)."""
+    log = log_path.open("wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@contextlib.contextmanager
+def daphne(env: dict[str, str], log_dir: Path, port: int | None = None) -> Iterator[str]:
+    """Yield the base URL of a daphne serving config.asgi on 127.0.0.1."""
+    port = port or free_port()
+    cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+    with running(cmd, env, log_dir / f"daphne-{port}.log") as proc:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def qcluster(env: dict[str, str], log_dir: Path) -> Iterator[subprocess.Popen]:
+    cmd = [sys.executable, "manage.py", "qcluster"]
+    with running(cmd, env, log_dir / "qcluster.log") as proc:
+        time.sleep(0.5)
+        if proc.poll() is not None:
+            raise RuntimeError(f"qcluster exited with {proc.returncode}: see {log_dir / 'qcluster.log'}")
+        yield proc

@@ -11,6 +11,8 @@ def _isolated_data_dir(settings, tmp_path):
     """Each test gets its own DATA_DIR/downloads; nothing touches the developer's var/."""
     settings.DOWNLOADS_DIR = tmp_path / "downloads"
     settings.DOWNLOADS_DIR.mkdir()
+    # Real hashing costs ~0.1 s per user; tests create many. Login flows still run through Django's hasher API.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+import smtplib
 from importlib import import_module
 
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -72,14 +74,36 @@ def register_user(email: str, password: str) -> User:
     return user
 
 
+# One resend per user per this many seconds: the button must not become a way to flood an inbox.
+RESEND_INTERVAL = 60
+
+
+def _resend_key(user: User) -> str:
+    return f"accounts:verify-resend:{user.pk}"
+
+
+def resend_verification_email(user: User, *, request=None) -> str:
+    """Send the link again unless one went out within RESEND_INTERVAL.
+    Returns "sent", "throttled", "verified" (nothing to do) or "failed" (the mail server did not take it)."""
+    if user.email_verified:
+        return "verified"
+    if not cache.add(_resend_key(user), 1, timeout=RESEND_INTERVAL):
+        return "throttled"
+    if not send_verification_email(user, request=request):
+        cache.delete(_resend_key(user))
+        return "failed"
+    return "sent"
+
+
 def verification_path(user: User) -> str:
     uidb64 = urlsafe_base64_encode(force_bytes(user.pk))
     return reverse("accounts:verify", kwargs={"uidb64": uidb64, "token": email_verification_token.make_token(user)})
 
 
-def send_verification_email(user: User, *, request=None, base_url: str | None = None) -> None:
-    """Mail the verification link. The link's host comes from the request (checked against ALLOWED_HOSTS)
-    or, for callers without one, from `base_url` / settings.SITE_URL."""
+def send_verification_email(user: User, *, request=None, base_url: str | None = None) -> bool:
+    """Mail the verification link; False if the mail server refused or was unreachable (the user can ask
+    again). The link's host comes from the request (checked against ALLOWED_HOSTS) or, for callers without
+    one, from `base_url` / settings.SITE_URL."""
     path = verification_path(user)
     if request is not None:
         url = request.build_absolute_uri(path)
@@ -88,8 +112,15 @@ def send_verification_email(user: User, *, request=None, base_url: str | None = 
     context = {"user": user, "url": url}
     subject = render_to_string("accounts/email/verify_subject.txt", context).strip()
     body = render_to_string("accounts/email/verify_email.txt", context)
-    send_mail(subject, body, None, [user.email])
+    try:
+        send_mail(subject, body, None, [user.email])
+    except (OSError, smtplib.SMTPException):
+        # An account that exists but got no mail is recoverable (resend); a 500 after sign-up is not.
+        log.exception("could not send verification email", extra={"user_id": user.pk})
+        return False
+    cache.set(_resend_key(user), 1, timeout=RESEND_INTERVAL)
     log.info("verification email sent", extra={"user_id": user.pk})
+    return True
 
 
 def user_from_uidb64(uidb64: str) -> User | None:
@@ -221,4 +252,3 @@ def record_logout(user: User | None) -> None:
 def record_login_failed(username: str) -> None:
     # Only the address that was tried: the credentials dict also holds the (cleansed) password.
     record_audit("user.login_failed", target_type="accounts.user", email=normalize_email(username)[:254])
-

@@ -1,2 +1,11 @@
+"""Pages of the billing app (the REST API lives in billing/api_urls.py)."""
+
+from django.urls import path
+
+from billing import views
+
 app_name = "billing"
-urlpatterns: list = []
+
+urlpatterns = [
+    path("usage/", views.usage, name="usage"),
+]

@@ -7,6 +7,7 @@ django-q2 broker and the cache. Every setting is listed with its default in READ
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -109,7 +110,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test_flotilla.sqlite3")}
+    # A file (not :memory:) so real subprocesses in e2e tests share it; per pid so parallel runs don't collide.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test_flotilla_{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

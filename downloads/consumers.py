@@ -1,13 +1,18 @@
 """`/ws/events/`: live job events for the signed-in user (admins may ask for everyone's with ?all=1).
 
 The consumer only authenticates, joins, replays what a reconnecting client missed and relays. Protocol:
-every message is an EventMessage (downloads/events.py). Connect with `?after=<last event id seen>` to
-first receive every later event, in order, then the live stream, with no duplicates.
+first `{"type": "hello", "cursor": N}`, then EventMessage objects (downloads/events.py). Connect with
+`?after=<last event id seen>` to first receive every later event, in order, then the live stream, with no
+gap and no duplicates. `{"type": "ping"}` is answered with `{"type": "pong", "cursor": <last id sent>}`.
+
+Refusals accept the socket and then close it with a 44xx code: a close before the handshake completes
+reaches clients as a bare HTTP 403 (browsers report 1006), which cannot say why.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
+import json
+from urllib.parse import parse_qsl
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -15,7 +20,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from downloads.models import JobEvent
 from downloads.relay import ADMIN_GROUP, relay, user_group
 
-BACKLOG_LIMIT = 10_000
+BACKLOG_PAGE = 1000
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_BAD_REQUEST = 4400
 
@@ -24,32 +29,46 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._refuse(CLOSE_UNAUTHENTICATED)
             return
-        params = parse_qs(self.scope.get("query_string", b"").decode())
+        params = dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1")))
         try:
-            after = int(params["after"][0]) if "after" in params else None
+            after = int(params["after"]) if "after" in params else None
         except ValueError:
-            await self.close(code=CLOSE_BAD_REQUEST)
+            await self._refuse(CLOSE_BAD_REQUEST)
             return
-        self.all_users = params.get("all", ["0"])[0] == "1" and user.is_admin
+        self.user = user
+        self.all_users = params.get("all") == "1" and user.is_admin
         self.group = ADMIN_GROUP if self.all_users else user_group(user.pk)
         await relay.ensure_started()
         # Join first, then read the relay's cursor: ids <= cursor come from the backlog, later ones live.
+        # Live messages that arrive meanwhile wait in the channel until connect() returns.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        self.last_id = max(relay.cursor, after or 0)
-        if after is not None:
-            for message in await self._backlog(user, after, relay.cursor):
-                await self.send_json(message)
+        upto = relay.cursor
+        self.last_id = max(upto, after or 0)
         await self.send_json({"type": "hello", "cursor": self.last_id})
+        if after is not None:
+            await self._send_backlog(after, upto)
+
+    async def _refuse(self, code: int) -> None:
+        await self.accept()
+        await self.close(code=code)
 
     async def disconnect(self, code):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    @classmethod
+    async def decode_json(cls, text_data):
+        try:
+            return json.loads(text_data)
+        except ValueError:
+            return None  # a client's garbage must not kill the connection
+
     async def receive_json(self, content, **kwargs):
-        if content.get("type") == "ping":
+        # `last_id` exists once connect() accepted the client (not on a refused socket).
+        if isinstance(content, dict) and content.get("type") == "ping" and hasattr(self, "last_id"):
             await self.send_json({"type": "pong", "cursor": self.last_id})
 
     async def job_event(self, message):
@@ -59,9 +78,19 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         self.last_id = event["id"]
         await self.send_json(event)
 
+    async def _send_backlog(self, after: int, upto: int) -> None:
+        """Everything in (after, upto], paged so a long absence is replayed whole, never truncated."""
+        while after < upto:
+            page = await self._backlog_page(after, upto)
+            for message in page:
+                await self.send_json(message)
+            if len(page) < BACKLOG_PAGE:
+                return
+            after = page[-1]["id"]
+
     @database_sync_to_async
-    def _backlog(self, user, after: int, upto: int) -> list[dict]:
+    def _backlog_page(self, after: int, upto: int) -> list[dict]:
         events = JobEvent.objects.filter(id__gt=after, id__lte=upto).order_by("id")
         if not self.all_users:
-            events = events.for_user(user)
-        return [event.as_message() for event in events[:BACKLOG_LIMIT]]
+            events = events.for_user(self.user)
+        return [event.as_message() for event in events[:BACKLOG_PAGE]]

@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 NO_BACKEND = "no_backend"
 WAITING_FOR_SLOT = "waiting_for_slot"
+BACKEND_CRASHED = "backend_crashed"
 
 
 def dispatch_queued(limit: int = 500) -> int:
@@ -53,6 +54,14 @@ def _submit(backend: backends.Backend, job: Job) -> bool:
             services.fail(job, exc.code, exc.message)
         elif job.status == Status.STARTING:
             services.change_status(job, Status.QUEUED, reason_code=exc.code, reason=exc.message)
+        return False
+    except Exception:
+        # A bug in a backend must neither leave the job claimed ("starting") forever nor stop the
+        # dispatch of everyone else's jobs. The traceback goes to the log, not to the user.
+        log.exception("backend submit crashed", extra={"job": job.pk, "backend": job.backend})
+        job.refresh_from_db()
+        if job.status == Status.STARTING:
+            services.fail(job, BACKEND_CRASHED, "The backend failed unexpectedly; retry the job later.")
         return False
     return True
 

@@ -59,7 +59,8 @@ def progress_snapshot(job: Job) -> ProgressData:
     )
 
 
-def emit_status(job: Job, previous: str) -> JobEvent:
+def emit_status(job: Job, previous: str, *, extra: dict | None = None) -> JobEvent:
     data = StatusData(status=job.status, previous=previous, reason_code=job.reason_code, reason=job.reason)
     data.update(progress_snapshot(job))
+    data.update(extra or {})
     return emit(job, EventKind.STATUS, job.status, data)

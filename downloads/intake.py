@@ -64,7 +64,10 @@ def parse_magnet(uri: str) -> ParsedTorrent:
     parts = urlsplit(uri)
     if parts.scheme.lower() != "magnet" or not parts.query:
         raise IntakeError("This is not a magnet link (it must start with 'magnet:?').", code="magnet_invalid")
-    params = parse_qsl(parts.query, keep_blank_values=True, max_num_fields=settings.MAGNET_MAX_TRACKERS + 50)
+    try:
+        params = parse_qsl(parts.query, keep_blank_values=True, max_num_fields=settings.MAGNET_MAX_TRACKERS + 50)
+    except ValueError:  # more fields than any honest magnet has
+        raise IntakeError("The magnet link has too many parameters.", code="magnet_too_many_trackers") from None
 
     v1 = v2 = ""
     trackers: list[str] = []

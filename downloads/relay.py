@@ -45,16 +45,25 @@ class EventRelay:
 
     async def ensure_started(self) -> None:
         """Start polling in this event loop (lazily, on the first websocket connect)."""
-        if self._task is None or self._task.done():
+        if self._running():
+            return
+        if self.cursor is None:
+            cursor = await database_sync_to_async(_max_event_id)()
+            # Many clients connect at once after a restart: only the first to get here sets the cursor.
             if self.cursor is None:
-                self.cursor = await database_sync_to_async(_max_event_id)()
+                self.cursor = cursor
+        if not self._running():  # checked again: another connect may have started it while we awaited
             self._task = asyncio.get_running_loop().create_task(self._run(), name="event-relay")
+
+    def _running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def _run(self) -> None:
         layer = get_channel_layer()
         while True:
             try:
-                await self.relay_once(layer)
+                if await self.relay_once(layer) >= BATCH:
+                    continue  # catching up after a burst: no pause between full batches
             except Exception:
                 log.exception("event relay tick failed")
                 await asyncio.sleep(1)

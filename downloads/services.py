@@ -166,7 +166,8 @@ def _kick_dispatcher() -> None:
 # --- status and progress --------------------------------------------------------------------------
 
 
-def change_status(job: Job, target: str, *, reason_code: str = "", reason: str = "", **fields) -> Job:
+def change_status(job: Job, target: str, *, reason_code: str = "", reason: str = "", event_data: dict | None = None,
+                  **fields) -> Job:
     """Move a job to `target` if the table allows it from the status we last saw; event in the same txn."""
     job.check_transition(target)
     now = timezone.now()
@@ -185,13 +186,30 @@ def change_status(job: Job, target: str, *, reason_code: str = "", reason: str =
             raise StaleJob(f"The job changed meanwhile (it is now {job.get_status_display().lower()}).")
         for key, value in changes.items():
             setattr(job, key, value)
-        events.emit_status(job, previous)
+        events.emit_status(job, previous, extra=event_data)
     log.info("job status", extra={"job": job.pk, "from": previous, "to": target, "code": reason_code})
     return job
 
 
-def fail(job: Job, code: str, message: str) -> Job:
-    return change_status(job, Status.FAILED, reason_code=code, reason=message)
+def fail(job: Job, code: str, message: str, **event_data) -> Job:
+    return change_status(job, Status.FAILED, reason_code=code, reason=message, event_data=event_data)
+
+
+def set_size(job: Job, size: int) -> bool:
+    """Record a size learned late (magnet metadata, a remote listing) and re-check the quota.
+
+    Returns False when the job was refused: it is then failed with `quota_exceeded` naming the limit and its
+    partial data is removed, so it never stalls half-way.
+    """
+    Job.objects.filter(pk=job.pk).update(size_bytes=size)
+    job.size_bytes = size
+    try:
+        billing.check_size(job.user, size, exclude_job_id=job.pk)
+    except billing.QuotaExceeded as exc:
+        fail(job, exc.code, exc.detail, limit=exc.limit)
+        remove_job_data(job, reason_code=exc.code, reason="Partial files removed: the download is over quota.")
+        return False
+    return True
 
 
 def set_reason(job: Job, code: str, message: str) -> None:

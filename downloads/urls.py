@@ -1,2 +1,12 @@
+"""Pages of the downloads app (the REST API lives in downloads/api_urls.py)."""
+
+from django.urls import path
+
+from downloads import pages
+
 app_name = "downloads"
-urlpatterns: list = []
+
+urlpatterns = [
+    path("", pages.dashboard, name="dashboard"),
+    path("jobs/<int:pk>/", pages.job_detail, name="job_detail"),
+]

@@ -1,0 +1,251 @@
+"""Operator console for users, API keys and the audit log.
+
+Changes that have a service go through it (enable/disable, revoke); plain admin edits are written to the
+AuditLog by `AuditedAdmin`, so every mutation made here leaves the same trail as one made elsewhere.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import BaseUserCreationForm, UserChangeForm
+from django.db.models import OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils.html import format_html
+
+from accounts import services
+from accounts.audit import record_audit
+from accounts.models import ApiKey, AuditLog, User
+from billing.models import Plan, PlanAssignment
+from config.admin_paginator import CappedCountPaginator
+from config.errors import DomainError
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Mirror Django's admin LogEntry into our AuditLog (with IP and request id) for adds, edits, deletes.
+
+    Django calls these hooks inside the same transaction as the save/delete, including the user password
+    change view; the message lists changed field names only, never values. Set `audit_additions = False`
+    where adding goes through a service that writes its own audit row.
+    """
+
+    audit_additions = True
+
+    def log_addition(self, request, obj, message):
+        if self.audit_additions:
+            record_audit("admin.add", actor=request.user, target=obj, change=message)
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request, obj, message):
+        record_audit("admin.change", actor=request.user, target=obj, change=message)
+        return super().log_change(request, obj, message)
+
+    def log_deletions(self, request, queryset):
+        for obj in queryset:
+            record_audit("admin.delete", actor=request.user, target=obj, repr=str(obj)[:200])
+        return super().log_deletions(request, queryset)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the machine (or append-only by law): viewable, never editable here."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def report(modeladmin: admin.ModelAdmin, request, verb: str, done: int, skipped: list[str]) -> None:
+    """One success line with the count, one warning line listing what was skipped and why."""
+    modeladmin.message_user(request, f"{verb}: {done}.", messages.SUCCESS)
+    if skipped:
+        shown = "; ".join(skipped[:20]) + (f"; … and {len(skipped) - 20} more" if len(skipped) > 20 else "")
+        modeladmin.message_user(request, f"Skipped {len(skipped)}: {shown}", messages.WARNING)
+
+
+# --- users ----------------------------------------------------------------------------------------
+
+
+class UserCreateForm(BaseUserCreationForm):
+    class Meta:
+        model = User
+        fields = ("email",)
+
+    def clean_email(self) -> str:
+        email = services.normalize_email(self.cleaned_data["email"])
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("A user with this email already exists.")
+        return email
+
+
+class UserEditForm(UserChangeForm):
+    class Meta:
+        model = User
+        fields = "__all__"
+
+    def clean_email(self) -> str:
+        email = services.normalize_email(self.cleaned_data["email"])
+        if User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("A user with this email already exists.")
+        return email
+
+
+class PlanAssignmentInline(ReadOnlyInline):
+    model = PlanAssignment
+    fields = ("plan", "starts_at", "expires_at", "note")
+    readonly_fields = fields
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("plan")
+
+
+class ApiKeyInline(ReadOnlyInline):
+    model = ApiKey
+    # Never the hash: it is the credential's only stored form.
+    fields = ("name", "prefix", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+
+
+def _current_plan_name() -> Coalesce:
+    """The plan `billing.services.current_plan` would pick, as a subquery (one query for the whole page)."""
+    assignment = (
+        PlanAssignment.objects.current().filter(user=OuterRef("pk")).order_by("-starts_at", "-id").values("plan__name")
+    )
+    default = Plan.objects.filter(is_default=True).order_by("id").values("name")
+    return Coalesce(Subquery(assignment[:1]), Subquery(default[:1]))
+
+
+@admin.register(User)
+class UserAdmin(AuditedAdmin, DjangoUserAdmin):
+    form = UserEditForm
+    add_form = UserCreateForm
+    list_display = ("email", "role", "is_active", "email_verified", "current_plan", "date_joined", "last_login")
+    list_filter = ("role", "is_active", "email_verified")
+    search_fields = ("email",)
+    ordering = ("email",)
+    show_full_result_count = False
+    inlines = (PlanAssignmentInline, ApiKeyInline)
+    actions = ("disable_users", "enable_users")
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Profile", {"fields": ("first_name", "last_name")}),
+        (
+            "Access",
+            {
+                "fields": ("role", "is_active", "is_staff", "is_superuser", "email_verified", "groups",
+                           "user_permissions"),
+                "description": "Use the Disable / Enable actions in the user list to change “active”: "
+                "they also end the user's sessions and write the audit log.",
+            },
+        ),
+        ("Plan", {"fields": ("assign_plan_link",)}),
+        ("Acceptable-use policy", {"fields": ("accepted_policy_version", "accepted_policy_at")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+    readonly_fields = ("is_active", "is_staff", "assign_plan_link", "accepted_policy_version",
+                       "accepted_policy_at", "last_login", "date_joined")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(current_plan_name=_current_plan_name())
+
+    @admin.display(description="Plan")
+    def current_plan(self, obj: User) -> str:
+        return obj.current_plan_name or "—"
+
+    @admin.display(description="Plan assignment")
+    def assign_plan_link(self, obj: User) -> str:
+        if obj.pk is None:
+            return "—"
+        url = reverse("admin:billing_planassignment_add") + f"?user={obj.pk}"
+        return format_html('<a href="{}">Assign a plan…</a> (current: {})', url, obj.current_plan_name or "—")
+
+    @admin.action(description="Disable selected users (ends their sessions)")
+    def disable_users(self, request, queryset) -> None:
+        self._set_active(request, queryset, active=False)
+
+    @admin.action(description="Enable selected users")
+    def enable_users(self, request, queryset) -> None:
+        self._set_active(request, queryset, active=True)
+
+    def _set_active(self, request, queryset, *, active: bool) -> None:
+        done, skipped = 0, []
+        for user in queryset:
+            if user.is_active == active:
+                skipped.append(f"{user.email} (already {'enabled' if active else 'disabled'})")
+            elif not active and user.pk == request.user.pk:
+                skipped.append(f"{user.email} (you cannot disable yourself)")
+            else:
+                try:
+                    services.set_user_active(request.user, user, active)
+                except DomainError as exc:
+                    skipped.append(f"{user.email} ({exc.detail})")
+                    continue
+                done += 1
+        report(self, request, "Enabled" if active else "Disabled", done, skipped)
+
+
+# --- API keys -------------------------------------------------------------------------------------
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ReadOnlyAdmin):
+    list_display = ("name", "prefix", "user", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), ("last_used_at", admin.DateFieldListFilter))
+    list_select_related = ("user",)
+    search_fields = ("name", "=prefix", "user__email")
+    fields = ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    actions = ("revoke",)
+    show_full_result_count = False
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request, queryset) -> None:
+        done, skipped = 0, []
+        for api_key in queryset:
+            if api_key.revoked_at is not None:
+                skipped.append(f"{api_key} (already revoked)")
+                continue
+            services.revoke_api_key(request.user, api_key)
+            done += 1
+        report(self, request, "Revoked", done, skipped)
+
+
+# --- audit log ------------------------------------------------------------------------------------
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "actor", "action", "target", "ip", "request_id")
+    list_filter = ("action", ("created_at", admin.DateFieldListFilter))
+    list_select_related = ("actor",)
+    search_fields = ("action", "=target_id", "=request_id")
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    fields = ("created_at", "actor", "action", "target_type", "target_id", "metadata", "ip", "request_id")
+    readonly_fields = fields
+
+    @admin.display(description="Target")
+    def target(self, obj: AuditLog) -> str:
+        return f"{obj.target_type}:{obj.target_id}" if obj.target_type else obj.target_id or "—"

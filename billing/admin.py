@@ -1,0 +1,76 @@
+"""Operator console for plans, plan assignments and metered usage."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.template.defaultfilters import filesizeformat
+
+from accounts.admin import AuditedAdmin, ReadOnlyAdmin
+from billing import services
+from billing.models import Plan, PlanAssignment, UsageDay
+
+
+def _limit(value: int) -> str:
+    return "unlimited" if not value else filesizeformat(value)
+
+
+@admin.register(Plan)
+class PlanAdmin(AuditedAdmin):
+    list_display = ("name", "is_default", "max_active_jobs", "storage", "job_size", "monthly_transfer",
+                    "retention_days", "allowed_backends", "seed_ratio_limit", "seed_time_limit_minutes")
+    list_filter = ("is_default",)
+    search_fields = ("name",)
+
+    @admin.display(description="Storage", ordering="max_storage_bytes")
+    def storage(self, obj: Plan) -> str:
+        return _limit(obj.max_storage_bytes)
+
+    @admin.display(description="Largest job", ordering="max_job_size_bytes")
+    def job_size(self, obj: Plan) -> str:
+        return _limit(obj.max_job_size_bytes)
+
+    @admin.display(description="Transfer / month", ordering="monthly_transfer_bytes")
+    def monthly_transfer(self, obj: Plan) -> str:
+        return _limit(obj.monthly_transfer_bytes)
+
+
+@admin.register(PlanAssignment)
+class PlanAssignmentAdmin(AuditedAdmin):
+    list_display = ("user", "plan", "starts_at", "expires_at", "note")
+    list_filter = ("plan", ("expires_at", admin.EmptyFieldListFilter))
+    list_select_related = ("user", "plan")
+    search_fields = ("user__email", "note")
+    autocomplete_fields = ("user",)
+    fields = ("user", "plan", "starts_at", "expires_at", "note")
+    audit_additions = False  # billing.services.assign_plan writes "plan.assign"
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        # Who gets the plan is fixed once assigned: to move a user, end this one and assign anew.
+        return ("user",) if obj is not None else ()
+
+    def save_model(self, request, obj: PlanAssignment, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        saved = services.assign_plan(obj.user, obj.plan, actor=request.user, starts_at=obj.starts_at,
+                                     expires_at=obj.expires_at, note=obj.note)
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+
+@admin.register(UsageDay)
+class UsageDayAdmin(ReadOnlyAdmin):
+    list_display = ("day", "user", "downloaded", "delivered", "jobs_created")
+    list_filter = (("day", admin.DateFieldListFilter),)
+    list_select_related = ("user",)
+    search_fields = ("user__email",)
+    show_full_result_count = False
+
+    @admin.display(description="Downloaded", ordering="bytes_downloaded")
+    def downloaded(self, obj: UsageDay) -> str:
+        return filesizeformat(obj.bytes_downloaded)
+
+    @admin.display(description="Delivered", ordering="bytes_delivered")
+    def delivered(self, obj: UsageDay) -> str:
+        return filesizeformat(obj.bytes_delivered)

@@ -1,0 +1,31 @@
+"""The usage page: the user's plan, limits and what they used, with the last 30 days of metering."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from billing.models import UsageDay
+from billing.services import usage_summary
+from downloads.pages import human_bytes, policy_required, usage_meters
+
+HISTORY_DAYS = 30
+
+
+@policy_required
+def usage(request: HttpRequest) -> HttpResponse:
+    days = UsageDay.objects.filter(user=request.user).order_by("-day")[:HISTORY_DAYS]
+    rows = [
+        {
+            "day": day.day,
+            "downloaded": human_bytes(day.bytes_downloaded),
+            "delivered": human_bytes(day.bytes_delivered),
+            "jobs": day.jobs_created,
+        }
+        for day in days
+    ]
+    return render(request, "billing/usage.html", {
+        "nav": "usage",
+        "usage": usage_meters(usage_summary(request.user)),
+        "days": rows,
+    })

@@ -1,0 +1,78 @@
+"""File delivery endpoints: the job's file listing (API) and the signed-link downloads under /d/.
+
+The /d/ views take no session: the signed token in the URL is the credential (see downloads/delivery.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_http_methods
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import DomainError
+from downloads import delivery
+from downloads.models import Job
+
+
+class JobFilesView(APIView):
+    """GET /api/v1/jobs/{id}/files/: the owner's file list and tree, with fresh signed download/zip links."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, pk: int) -> Response:
+        job = get_object_or_404(Job.objects.for_user(request.user), pk=pk)
+        return Response(delivery.job_listing(job, request.user, request.build_absolute_uri))
+
+
+def _error(exc: DomainError) -> HttpResponse:
+    response = JsonResponse(exc.as_dict(), status=exc.http_status, headers=getattr(exc, "headers", None))
+    # Django logs every 4xx with the request path, and the path holds the token: our own reply says enough.
+    response._has_been_logged = True
+    return response
+
+
+def _respond(request: HttpRequest, answer: delivery.Delivery, chunks: Callable[[], Iterator[bytes]],
+             user_id: int) -> HttpResponse:
+    if request.method == "HEAD":
+        return HttpResponse(status=answer.status, headers=answer.headers)
+
+    def on_done(sent: int) -> None:
+        delivery.finish_delivery(user_id, sent, {**answer.log_fields, "status": answer.status})
+
+    # Django drains a sync iterator into a list before sending it over ASGI: give ASGI an async one.
+    wrap = delivery.ametered if isinstance(request, ASGIRequest) else delivery.metered
+    return StreamingHttpResponse(wrap(chunks(), on_done), status=answer.status, headers=answer.headers)
+
+
+@require_http_methods(["GET", "HEAD"])
+def file_download(request: HttpRequest, token: str, filename: str) -> HttpResponse:
+    """/d/f/<token>/<filename>: one file, with Range/If-Range; `?inline=1` to play it in the browser."""
+    try:
+        target = delivery.resolve_file(token)
+        answer = delivery.plan_file(
+            target,
+            method=request.method,
+            range_header=request.headers.get("Range"),
+            if_range=request.headers.get("If-Range"),
+            inline=request.GET.get("inline") == "1",
+        )
+    except DomainError as exc:
+        return _error(exc)
+    return _respond(request, answer, lambda: delivery.read_file(target, answer.start, answer.length), target.user.pk)
+
+
+@require_http_methods(["GET", "HEAD"])
+def zip_download(request: HttpRequest, token: str, name: str) -> HttpResponse:
+    """/d/z/<token>/<name>.zip: a folder (or the whole job) as a zip generated while it is sent."""
+    try:
+        target = delivery.resolve_zip(token)
+        answer = delivery.plan_zip(target)
+    except DomainError as exc:
+        return _error(exc)
+    return _respond(request, answer, lambda: iter(target.stream), target.user.pk)

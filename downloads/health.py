@@ -1,0 +1,183 @@
+"""Figures for the admin health page and its JSON twin: queue, heartbeats, relay lag, failures.
+
+Plain functions returning JSON-able values, so the page, the `?format=json` monitoring endpoint and the
+admin's "stuck" / "failed today" filters all read the same definitions. Every figure is one cheap query
+(indexed columns, no full-table scans beyond a GROUP BY on the indexed status).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Max, QuerySet
+from django.utils import timezone
+
+from downloads.models import TERMINAL, Job, JobEvent, ProcessHeartbeat, Status
+
+log = logging.getLogger(__name__)
+
+STUCK_AFTER = dt.timedelta(minutes=30)
+FAILED_WINDOW = dt.timedelta(hours=1)
+RECENT_LIMIT = 20
+TASK_FAILURE_LIMIT = 10
+
+
+# --- job querysets shared with the admin filters ---------------------------------------------------
+
+
+def stuck_jobs(now: dt.datetime | None = None) -> QuerySet[Job]:
+    """Unfinished jobs nobody has touched for STUCK_AFTER. Paused jobs are still by design, so not stuck."""
+    cutoff = (now or timezone.now()) - STUCK_AFTER
+    return Job.objects.exclude(status__in=TERMINAL | {Status.PAUSED}).filter(updated_at__lt=cutoff)
+
+
+def failed_since(since: dt.datetime) -> QuerySet[Job]:
+    return Job.objects.filter(status=Status.FAILED, finished_at__gte=since)
+
+
+def start_of_today(now: dt.datetime | None = None) -> dt.datetime:
+    """Midnight in the server's TIME_ZONE (what an operator means by "today")."""
+    local = timezone.localtime(now or timezone.now())
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+# --- figures --------------------------------------------------------------------------------------
+
+
+def queue_depth() -> dict[str, Any]:
+    """Tasks waiting in django-q2's broker. A broker that cannot be reached is reported, not raised."""
+    from django_q.conf import Conf
+
+    if Conf.ORM:
+        from django_q.models import OrmQ
+
+        # Includes tasks a worker has pulled but not finished (their row is locked until done).
+        return {"broker": "orm", "size": OrmQ.objects.count(), "error": ""}
+    try:
+        from django_q.brokers import get_broker
+
+        broker = get_broker()
+        return {"broker": type(broker).__name__.lower(), "size": broker.queue_size(), "error": ""}
+    except Exception as exc:  # the page must render exactly when the broker is in trouble
+        log.warning("queue size unavailable", exc_info=True)
+        return {"broker": "unknown", "size": None, "error": type(exc).__name__}
+
+
+def heartbeats(now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Every process heartbeat with its age; stale after ENGINE_HEARTBEAT_TIMEOUT seconds."""
+    now = now or timezone.now()
+    timeout = settings.ENGINE_HEARTBEAT_TIMEOUT
+    rows = []
+    for beat in ProcessHeartbeat.objects.order_by("kind", "name"):
+        age = max(0.0, (now - beat.last_seen).total_seconds())
+        rows.append(
+            {
+                "kind": beat.kind,
+                "name": beat.name,
+                "started_at": beat.started_at.isoformat(),
+                "last_seen": beat.last_seen.isoformat(),
+                "age_seconds": round(age, 1),
+                "stale": age > timeout,
+                "info": beat.info,
+            }
+        )
+    return rows
+
+
+def max_event_id() -> int:
+    return JobEvent.objects.aggregate(m=Max("id"))["m"] or 0
+
+
+def relay_lag(beats: list[dict[str, Any]], newest_event_id: int) -> list[dict[str, Any]]:
+    """Per web process: how many events it has not relayed yet, and its last measured delay."""
+    relays = []
+    for beat in beats:
+        info = beat["info"] if isinstance(beat["info"], dict) else {}
+        if beat["kind"] != ProcessHeartbeat.Kind.WEB or "cursor" not in info:
+            continue
+        cursor = info.get("cursor")
+        relays.append(
+            {
+                "name": beat["name"],
+                "cursor": cursor,
+                "events_behind": max(0, newest_event_id - cursor) if isinstance(cursor, int) else None,
+                "last_lag_ms": info.get("last_lag_ms"),
+                "stale": beat["stale"],
+            }
+        )
+    return relays
+
+
+def failed_recently(now: dt.datetime | None = None, *, limit: int = RECENT_LIMIT) -> dict[str, Any]:
+    since = (now or timezone.now()) - FAILED_WINDOW
+    jobs = failed_since(since)
+    recent = jobs.select_related("user").only(
+        "id", "name", "backend", "reason_code", "reason", "finished_at", "user__email"
+    ).order_by("-finished_at", "-id")[:limit]
+    return {
+        "since": since.isoformat(),
+        "count": jobs.count(),
+        "jobs": [
+            {
+                "id": job.pk,
+                "name": job.name,
+                "user": job.user.email,
+                "backend": job.backend,
+                "reason_code": job.reason_code,
+                "reason": job.reason,
+                "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+            }
+            for job in recent
+        ],
+    }
+
+
+def jobs_by_status() -> dict[str, int]:
+    counts = dict(Job.objects.order_by().values_list("status").annotate(n=Count("id")))
+    return {status: counts.get(status, 0) for status in Status.values}
+
+
+def task_failures(limit: int = TASK_FAILURE_LIMIT) -> list[dict[str, Any]]:
+    """The newest failed django-q2 tasks (result = the traceback's last line, shortened)."""
+    from django_q.models import Failure
+
+    rows = Failure.objects.order_by("-stopped").values("id", "name", "func", "group", "stopped", "result")[:limit]
+    return [
+        {
+            "id": row["id"],
+            "name": row["name"],
+            "func": row["func"],
+            "group": row["group"],
+            "stopped": row["stopped"].isoformat() if row["stopped"] else None,
+            "error": _last_line(row["result"]),
+        }
+        for row in rows
+    ]
+
+
+def _last_line(result: Any, width: int = 300) -> str:
+    lines = [line for line in str(result or "").strip().splitlines() if line.strip()]
+    return lines[-1][:width] if lines else ""
+
+
+def snapshot(now: dt.datetime | None = None) -> dict[str, Any]:
+    """Everything on the health page, JSON-able; `ok` is False when any process is stale."""
+    now = now or timezone.now()
+    beats = heartbeats(now)
+    newest = max_event_id()
+    return {
+        "generated_at": now.isoformat(),
+        "ok": not any(beat["stale"] for beat in beats),
+        "heartbeat_timeout_seconds": settings.ENGINE_HEARTBEAT_TIMEOUT,
+        "queue": queue_depth(),
+        "heartbeats": beats,
+        "max_event_id": newest,
+        "relays": relay_lag(beats, newest),
+        "failed_last_hour": failed_recently(now),
+        "stuck_jobs": stuck_jobs(now).count(),
+        "jobs_by_status": jobs_by_status(),
+        "task_failures": task_failures(),
+    }

@@ -1,0 +1,249 @@
+"""Server-rendered pages of the downloads app: the dashboard and a job's detail page.
+
+The pages render the first state without JavaScript; static/js/ then keeps them live over the websocket.
+The presenters here (`job_state`, `usage_meters`, the formatters) are shared with billing's usage page so
+numbers look the same everywhere, and mirror static/js/flotilla.js (KiB/MiB/GiB, "1h 2m 3s").
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from billing.services import UsageSummary, usage_summary
+from downloads import backends, services
+from downloads.models import ACTIVE, TERMINAL, EventKind, Job, JobEvent, Status
+
+PAGE_SIZE = 50
+SERVER_FILE_LIMIT = 500
+
+# Which action buttons a job shows, by status (the services refuse the rest anyway).
+ACTION_STATUSES: dict[str, list[str]] = {
+    "pause": sorted(ACTIVE | {Status.QUEUED}),
+    "resume": [Status.PAUSED],
+    "cancel": sorted(set(Status.values) - TERMINAL),
+    "retry": [Status.FAILED, Status.CANCELLED],
+    "delete": list(Status.values),
+}
+
+# Dashboard filter tabs: key → statuses shown (None = everything).
+FILTERS: dict[str, tuple[str, list[str] | None]] = {
+    "all": ("All", None),
+    "active": ("Active", sorted(ACTIVE)),
+    "queued": ("Queued", [Status.QUEUED]),
+    "paused": ("Paused", [Status.PAUSED]),
+    "completed": ("Completed", [Status.COMPLETED]),
+    "failed": ("Failed", [Status.FAILED]),
+    "cancelled": ("Cancelled", [Status.CANCELLED]),
+}
+
+BACKEND_LABELS = {"engine": "Built-in engine"}
+
+
+# --- formatting (mirrored in static/js/flotilla.js) -----------------------------------------------
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+def human_rate(n: int) -> str:
+    return f"{human_bytes(n)}/s"
+
+
+def human_eta(seconds: int | None) -> str:
+    if seconds is None or seconds < 0:
+        return "—"
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+# --- presenters -----------------------------------------------------------------------------------
+
+
+def job_state(job: Job) -> dict:
+    """The job's public fields (the REST API's shape, minus timestamps): the JS starts from these."""
+    return {
+        "id": job.pk,
+        "name": job.name or f"Job {job.pk}",
+        "status": job.status,
+        "status_display": job.get_status_display(),
+        "reason_code": job.reason_code,
+        "reason": job.reason,
+        "backend": job.backend,
+        "size_bytes": job.size_bytes,
+        "downloaded_bytes": job.downloaded_bytes,
+        "uploaded_bytes": job.uploaded_bytes,
+        "progress": job.progress,
+        "download_rate": job.download_rate,
+        "upload_rate": job.upload_rate,
+        "eta_seconds": job.eta_seconds,
+        "peers": job.peers,
+        "seeds": job.seeds,
+        "data_deleted": job.data_deleted_at is not None,
+    }
+
+
+def job_card(job: Job) -> dict:
+    """What one job card shows, already formatted (the no-JS rendering)."""
+    percent = max(0, min(100, round(job.progress * 100)))
+    return {
+        **job_state(job),
+        "percent": percent,
+        "downloaded": human_bytes(job.downloaded_bytes),
+        "size": human_bytes(job.size_bytes),
+        "down": human_rate(job.download_rate),
+        "up": human_rate(job.upload_rate),
+        "eta": human_eta(job.eta_seconds),
+        "actions": {name for name, statuses in ACTION_STATUSES.items() if job.status in statuses},
+    }
+
+
+def _meter(label: str, used: int, limit: int, *, as_bytes: bool = True) -> dict:
+    fmt = human_bytes if as_bytes else str
+    return {
+        "label": label,
+        "used": fmt(used),
+        "limit": fmt(limit) if limit else "Unlimited",
+        "percent": round(min(100.0, 100.0 * used / limit)) if limit else 0,
+        "unlimited": not limit,
+    }
+
+
+def usage_meters(summary: UsageSummary) -> dict:
+    """The usage panel's bars and facts, formatted; used by the dashboard and the usage page."""
+    return {
+        "plan": summary.plan,
+        "meters": [
+            {"key": "storage", **_meter("Storage", summary.storage_used, summary.storage_limit)},
+            {"key": "transfer", **_meter("Transfer this month", summary.transfer_this_month, summary.transfer_limit)},
+            {"key": "active", **_meter("Active jobs", summary.active_jobs, summary.active_jobs_limit, as_bytes=False)},
+        ],
+        "max_job_size": human_bytes(summary.max_job_size) if summary.max_job_size else "Unlimited",
+        "retention_days": summary.retention_days,
+        "allowed_backends": summary.allowed_backends,
+    }
+
+
+def backend_choices() -> list[dict]:
+    """Backends offered in the add dialog: the built-in engine first, then whatever registered itself."""
+    choices = {"engine": BACKEND_LABELS["engine"]}
+    for kind, backend in sorted(backends.registered().items()):
+        choices.setdefault(kind, backend.label or BACKEND_LABELS.get(kind, kind))
+    return [{"value": value, "label": label} for value, label in choices.items()]
+
+
+def event_text(event: JobEvent) -> str:
+    """One human line per event (static/js/job_detail.js writes the same for live ones)."""
+    data = event.data or {}
+    if event.kind == EventKind.CREATED:
+        return f"Added ({data.get('backend') or 'unknown backend'})."
+    if event.kind == EventKind.STATUS:
+        label = Status(event.code).label if event.code in Status.values else event.code
+        return f"{label}. {data.get('reason', '')}".strip()
+    if event.kind == EventKind.FILES:
+        return f"{data.get('count', 0)} files registered."
+    if event.kind == EventKind.DELETED:
+        return "Deleted."
+    return data.get("reason") or event.code
+
+
+# --- views ----------------------------------------------------------------------------------------
+
+
+def policy_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Signed in and the current acceptable-use policy accepted, else off to the policy page."""
+
+    @functools.wraps(view)
+    @login_required
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.has_accepted_policy:
+            return redirect(f"{reverse('accounts:policy')}?{urlencode({'next': request.get_full_path()})}")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _page_config(**extra) -> dict:
+    """Settings the page's JS needs (URLs, limits), handed over with json_script."""
+    return {
+        "wsPath": "/ws/events/",
+        "apiJobs": "/api/v1/jobs/",
+        "apiBatches": "/api/v1/batches/",
+        "detailUrl": reverse("downloads:job_detail", args=[0]),
+        "dashboardUrl": reverse("downloads:dashboard"),
+        "actions": ACTION_STATUSES,
+        "terminal": sorted(TERMINAL),
+        "statusLabels": dict(Status.choices),
+        "torrentMaxBytes": settings.TORRENT_MAX_BYTES,
+        "batchMaxLines": settings.BATCH_MAX_LINES,
+        **extra,
+    }
+
+
+@policy_required
+@ensure_csrf_cookie
+def dashboard(request: HttpRequest) -> HttpResponse:
+    key = request.GET.get("status", "all")
+    if key not in FILTERS:
+        key = "all"
+    statuses = FILTERS[key][1]
+    jobs = Job.objects.for_user(request.user).order_by("-id")
+    if statuses is not None:
+        jobs = jobs.filter(status__in=statuses)
+    jobs = list(jobs[:PAGE_SIZE])
+    return render(request, "downloads/dashboard.html", {
+        "nav": "dashboard",
+        "cards": [job_card(job) for job in jobs],
+        "states": [job_state(job) for job in jobs],
+        "filters": [{"key": k, "label": label} for k, (label, _) in FILTERS.items()],
+        "filter": key,
+        "filter_label": FILTERS[key][0],
+        "usage": usage_meters(usage_summary(request.user)),
+        "backends": backend_choices(),
+        "torrent_max": human_bytes(settings.TORRENT_MAX_BYTES),
+        "config": _page_config(filter=statuses),
+        "blank_card": _blank_card(),
+    })
+
+
+def _blank_card() -> dict:
+    """An empty card: the <template> the JS clones for jobs that arrive live."""
+    return {"id": "", "name": "", "status": "queued", "status_display": "", "percent": 0, "actions": set()}
+
+
+@policy_required
+@ensure_csrf_cookie
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(Job.objects.for_user(request.user), pk=pk)
+    shown = [e for e in services.recent_events(job) if e.kind != EventKind.PROGRESS]
+    return render(request, "downloads/job_detail.html", {
+        "nav": "dashboard",
+        "job": job,
+        "card": job_card(job),
+        "state": job_state(job),
+        "files": [
+            {"path": f.path, "size": human_bytes(f.size_bytes), "is_complete": f.is_complete}
+            for f in job.files.all()[:SERVER_FILE_LIMIT]
+        ],
+        "events": [{"event": e, "text": event_text(e)} for e in shown],
+        "config": _page_config(jobId=job.pk, filesUrl=f"/api/v1/jobs/{job.pk}/files/"),
+    })

@@ -23,6 +23,7 @@ from downloads import backends, services
 from downloads.models import ACTIVE, TERMINAL, EventKind, Job, JobEvent, Status
 
 PAGE_SIZE = 50
+SECRET_FIELDS = ("magnet", "torrent", "info_hash")
 SERVER_FILE_LIMIT = 500
 
 # Which action buttons a job shows, by status (the services refuse the rest anyway).
@@ -206,7 +207,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if key not in FILTERS:
         key = "all"
     statuses = FILTERS[key][1]
-    jobs = Job.objects.for_user(request.user).order_by("-id")
+    # Secrets stay encrypted and unread: the cards never show them, and a stored .torrent can be megabytes.
+    jobs = Job.objects.for_user(request.user).defer(*SECRET_FIELDS).order_by("-id")
     if statuses is not None:
         jobs = jobs.filter(status__in=statuses)
     jobs = list(jobs[:PAGE_SIZE])
@@ -233,7 +235,7 @@ def _blank_card() -> dict:
 @policy_required
 @ensure_csrf_cookie
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    job = get_object_or_404(Job.objects.for_user(request.user), pk=pk)
+    job = get_object_or_404(Job.objects.for_user(request.user).defer(*SECRET_FIELDS), pk=pk)
     shown = [e for e in services.recent_events(job) if e.kind != EventKind.PROGRESS]
     return render(request, "downloads/job_detail.html", {
         "nav": "dashboard",

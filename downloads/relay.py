@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -36,7 +37,8 @@ def user_group(user_id: int) -> str:
 
 
 class EventRelay:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock  # injectable so the gap grace can be tested without sleeping
         self.cursor: int | None = None  # every event with id <= cursor has been handed to the groups
         self._gap_seen_at: dict[int, float] = {}
         self._task: asyncio.Task | None = None
@@ -84,7 +86,7 @@ class EventRelay:
 
     def _contiguous(self, rows: list[JobEvent]) -> list[JobEvent]:
         """The prefix of `rows` that follows the cursor without an unexplained hole."""
-        ready, expected, now = [], self.cursor + 1, time.monotonic()
+        ready, expected, now = [], self.cursor + 1, self._clock()
         for row in rows:
             if row.pk != expected:
                 first_seen = self._gap_seen_at.setdefault(expected, now)
@@ -98,9 +100,9 @@ class EventRelay:
         return ready
 
     async def _maybe_beat(self) -> None:
-        if time.monotonic() - self._last_beat < 5:
+        if self._clock() - self._last_beat < 5:
             return
-        self._last_beat = time.monotonic()
+        self._last_beat = self._clock()
         await database_sync_to_async(heartbeats.beat)(
             ProcessHeartbeat.Kind.WEB, cursor=self.cursor, last_lag_ms=round(self.last_lag_ms, 1)
         )

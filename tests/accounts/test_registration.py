@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from django.core.mail.backends.base import BaseEmailBackend
 from django.urls import reverse
 
 from accounts import services

@@ -342,7 +342,7 @@ class TestMetering:
         next(chunks)
         next(chunks)  # the server asking for a second chunk means the first one went out
         # The client disconnects: close as the test client does (keeping the test's database connection open).
-        request_finished.disconnect(close_old_connections)
+        print("DISC", request_finished.disconnect(close_old_connections), request_finished.receivers)
         try:
             response.close()
         finally:

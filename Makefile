@@ -1,0 +1,51 @@
+# Flotilla — the two commands of the quick start:
+#   make run    set up (venv, packages, database, first admin) and run web + worker on http://127.0.0.1:8000
+#   make test   install what the tests need (Python and Debian packages) and run the whole suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the real-process tests drive (browser tests: Chromium).
+TEST_DEBS := chromium
+TEST_BINS := chromium
+
+.PHONY: run test test-fast lint venv venv-test debs-test bench clean
+
+run: venv
+	$(BIN)/python manage.py bootstrap
+	$(BIN)/python manage.py runall
+
+test: venv-test debs-test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: venv-test
+	$(BIN)/pytest -m "not e2e and not browser" $(PYTEST_ARGS)
+
+lint: venv-test
+	$(BIN)/ruff check .
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+venv: $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.lock
+
+venv-test: $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-test.lock
+
+debs-test:
+	@missing=""; for b in $(TEST_BINS); do command -v $$b >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages for the tests: $(TEST_DEBS)"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(TEST_DEBS); \
+	fi; \
+	for b in $(TEST_BINS); do command -v $$b >/dev/null || { echo "missing binary after install: $$b"; exit 1; }; done
+
+bench: venv-test
+	$(BIN)/python bench/event_latency.py
+	$(BIN)/python bench/jobs_list.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

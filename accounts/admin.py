@@ -170,6 +170,9 @@ class UserAdmin(AuditedAdmin, DjangoUserAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(current_plan_name=_current_plan_name())
 
+    def get_inline_instances(self, request, obj=None):
+        return super().get_inline_instances(request, obj) if obj is not None else []  # nothing to list yet
+
     @admin.display(description="Plan")
     def current_plan(self, obj: User) -> str:
         return obj.current_plan_name or "—"

@@ -34,6 +34,8 @@ def _date_param(request, name: str):
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Job.objects.none()  # typing for the schema; get_queryset() scopes to the user
+    lookup_value_regex = r"\d+"
     serializer_class = JobSerializer
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
@@ -121,6 +123,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
 
 class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Batch.objects.none()
+    lookup_value_regex = r"\d+"
     serializer_class = BatchSerializer
 
     def get_queryset(self):

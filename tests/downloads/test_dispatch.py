@@ -167,26 +167,39 @@ class TestSyncRunning:
             services.add_magnet(user, magnet(4), backend="loopback:7"),
             services.add_magnet(other_user, magnet(5), backend="loopback:7"),
         ]
-        finished = JobFactory(user=user, backend="loopback", status=Status.COMPLETED)
+        JobFactory(user=user, backend="loopback", status=Status.COMPLETED)  # finished: never synced
         dispatch.dispatch_queued()
 
         assert dispatch.sync_running() == 2
         snapshot = loopback.snapshot()
         assert snapshot["calls"]["sync"] == 2
         assert sorted(snapshot["sync_batches"]) == sorted([[j.pk for j in shared], [j.pk for j in account]])
-        assert finished.pk not in sum(snapshot["sync_batches"], [])
         for job in shared + account:
             assert refreshed(job).progress == 0.25
             assert events_of(job)[-1] == ("progress", "downloading")
 
-    def test_a_failing_group_does_not_stop_the_others(self, loopback, user, plan):
+    def test_job_unknown_to_the_service_fails_and_the_others_go_on(self, loopback, user, plan):
         good = services.add_magnet(user, magnet(1), backend="loopback")
         dispatch.dispatch_queued()
-        # A downloading job the service never heard of: its group's sync fails that job, the rest go on.
-        lost = JobFactory(user=user, backend="loopback:9", status=Status.DOWNLOADING, remote_id="lb-unknown")
-        assert dispatch.sync_running() == 2
+        lost = JobFactory(user=user, backend="loopback", status=Status.DOWNLOADING, remote_id="lb-unknown")
+        assert dispatch.sync_running() == 1
         assert (refreshed(lost).status, lost.reason_code) == (Status.FAILED, "remote_missing")
         assert refreshed(good).progress == 0.25
+
+    def test_a_crashing_group_does_not_stop_the_others(self, loopback, user, plan):
+        class BrokenAccount(LoopbackBackend):
+            def sync(self, jobs):
+                if jobs[0].backend == "loopback:9":
+                    raise ConnectionError("account 9 is unreachable")
+                super().sync(jobs)
+
+        backends.register(BrokenAccount(state_dir=loopback.state_dir))
+        broken = services.add_magnet(user, magnet(1), backend="loopback:9")
+        good = services.add_magnet(user, magnet(2), backend="loopback")
+        dispatch.dispatch_queued()
+        assert dispatch.sync_running() == 1
+        assert refreshed(good).progress == 0.25
+        assert (refreshed(broken).status, broken.progress) == (Status.DOWNLOADING, 0.0)
 
     def test_loopback_runs_a_job_to_completion_and_delivers_its_file(self, loopback, user, plan):
         job = services.add_magnet(user, magnet(1, "Big+Buck+Bunny"), backend="loopback")

@@ -72,7 +72,7 @@ def active_job_count(user) -> int:
 
 
 def month_start(today: dt.date | None = None) -> dt.date:
-    return (today or timezone.now().date()).replace(day=1)
+    return (today or timezone.localdate()).replace(day=1)
 
 
 def transfer_this_month(user) -> int:
@@ -149,7 +149,7 @@ def has_free_slot(user) -> bool:
 def record_usage(user_id: int, *, downloaded: int = 0, delivered: int = 0, jobs: int = 0) -> None:
     if not (downloaded or delivered or jobs):
         return
-    day = timezone.now().date()
+    day = timezone.localdate()
     changes = {"bytes_downloaded": F("bytes_downloaded") + downloaded,
                "bytes_delivered": F("bytes_delivered") + delivered,
                "jobs_created": F("jobs_created") + jobs}

@@ -75,4 +75,4 @@ def zip_download(request: HttpRequest, token: str, name: str) -> HttpResponse:
         answer = delivery.plan_zip(target)
     except DomainError as exc:
         return _error(exc)
-    return _respond(request, answer, lambda: iter(target.stream), target.user.pk)
+    return _respond(request, answer, lambda: delivery.coalesce(target.stream), target.user.pk)

@@ -54,7 +54,7 @@ class EventRelay:
             # Many clients connect at once after a restart: only the first to get here sets the cursor.
             if self.cursor is None:
                 self.cursor = cursor
-        if True:  # checked again: another connect may have started it while we awaited
+        if not self._running():  # checked again: another connect may have started it while we awaited
             self._task = asyncio.get_running_loop().create_task(self._run(), name="event-relay")
 
     def _running(self) -> bool:

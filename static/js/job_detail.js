@@ -82,7 +82,9 @@
       state.textContent = ` ${pct}% downloaded`;
       li.append(state);
     }
-    if (node.download_url) li.append(" ", link(node.download_url, `Download ${node.name}`, "Download"));
+    if (node.download_url && (!file || file.is_complete)) {
+      li.append(" ", link(node.download_url, `Download ${node.name}`, "Download"));
+    }
     return li;
   }
 

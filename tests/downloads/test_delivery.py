@@ -472,3 +472,11 @@ class TestAsgi:
 
         archive = zipfile.ZipFile(io.BytesIO(async_to_sync(fetch)()))
         assert archive.read("e1.mkv") == CONTENTS["Show/S01/e1.mkv"]
+
+
+def test_coalesce_regroups_without_losing_bytes():
+    pieces = [b"a" * 3, b"b" * 10, b"", b"c" * 2, b"d" * 7]
+    out = list(delivery.coalesce(pieces, size=8))
+    assert b"".join(out) == b"".join(pieces)
+    assert [len(chunk) for chunk in out] == [13, 9]
+    assert list(delivery.coalesce([], size=8)) == []

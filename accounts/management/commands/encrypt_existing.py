@@ -156,6 +156,7 @@ class Command(BaseCommand):
         copy = sqlite3.connect(target)
         try:
             connection.connection.backup(copy)  # online backup API: a consistent copy, even under WAL
+            copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
         finally:
             copy.close()
         self.stdout.write(f"Backed up the database to {target}")

@@ -6,4 +6,5 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self):
+        import accounts.signals  # noqa: F401  (login/logout audit rows)
         import config.checks  # noqa: F401  (registers the settings checks)

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import record_audit
+from accounts.services import check_can_create_jobs
 from billing import services as billing
 from config.crypto import keyed_hash
 from config.errors import Conflict, DomainError
@@ -50,10 +51,15 @@ class StaleJob(Conflict):
 # --- intake ---------------------------------------------------------------------------------------
 
 
-def check_can_create(user, backend: str, parsed: intake.ParsedTorrent) -> None:
-    """Everything that must hold before a job exists: policy, backend, blocklist, duplicates, quota."""
+def check_user_may_add(user) -> None:
     if not user.has_accepted_policy:
         raise PolicyNotAccepted("Accept the acceptable-use policy before adding downloads.")
+    check_can_create_jobs(user)  # email verification, when the operator requires it
+
+
+def check_can_create(user, backend: str, parsed: intake.ParsedTorrent) -> None:
+    """Everything that must hold before a job exists: policy, backend, blocklist, duplicates, quota."""
+    check_user_may_add(user)
     if not _BACKEND_NAME.fullmatch(backend):
         raise DomainError(f"Unknown backend '{backend[:40]}'.", code="unknown_backend")
     digest = keyed_hash(parsed.info_hash)
@@ -126,8 +132,7 @@ def add_batch(user, text: str, *, backend: str | None = None, name: str = "") ->
     """Validate every line; queue the valid ones, in order, as one Batch; report per-line errors."""
     lines = intake.split_batch(text)
     backend = _resolve_backend(backend)
-    if not user.has_accepted_policy:
-        raise PolicyNotAccepted("Accept the acceptable-use policy before adding downloads.")
+    check_user_may_add(user)  # once for the batch, not once per line
     parsed_lines, errors = [], []
     seen: set[str] = set()
     for number, line in lines:

@@ -244,6 +244,13 @@ class TestFileDownload:
         assert response.content == b""
         assert delivered(show.user) == 0
 
+    def test_file_replaced_after_the_headers_is_not_sent(self, show):
+        response = Client().get(link(show, "Show/S01/e2.mkv"))
+        (show.job.data_dir / "Show/S01/e2.mkv").write_bytes(b"something else entirely")
+        with pytest.raises(delivery.FileChanged):
+            body(response)
+        assert delivered(show.user) == 0
+
     def test_other_methods_are_405(self, show):
         assert Client().post(link(show, "cover.jpg")).status_code == 405
 

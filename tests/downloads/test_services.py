@@ -136,3 +136,24 @@ class TestActions:
             backends.unregister("broken")
 
 
+
+
+@pytest.mark.django_db
+def test_unverified_email_blocks_jobs_only_when_required(user, settings):
+    user.email_verified = False
+    user.save()
+    services.add_magnet(user, MAGNET)
+    settings.REQUIRE_EMAIL_VERIFICATION = True
+    with pytest.raises(DomainError) as exc:
+        services.add_magnet(user, "magnet:?xt=urn:btih:" + "1" * 40)
+    assert exc.value.code == "email_not_verified"
+    with pytest.raises(DomainError):
+        services.add_batch(user, "magnet:?xt=urn:btih:" + "2" * 40)
+
+
+@pytest.mark.django_db
+def test_api_key_factory_makes_usable_keys():
+    from tests.accounts.factories import ApiKeyFactory
+
+    first, second = ApiKeyFactory(), ApiKeyFactory()
+    assert first.key_hash != second.key_hash

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import global_settings
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests import procs
@@ -36,11 +37,17 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{report.when}", report)
 
 
+@pytest.fixture(autouse=True)
+def _hashers_the_server_knows(settings):
+    """Users made here log in through daphne, whose settings only accept the real password hashers."""
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
+
+
 @pytest.fixture(scope="session")
 def collected_static(tmp_path_factory) -> Path:
     """STATIC_ROOT built once: with DEBUG off the manifest storage needs collectstatic's manifest."""
     data_dir = tmp_path_factory.mktemp("static-data")
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings", DATA_DIR=str(data_dir))
+    env = procs.process_env(data_dir)
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=procs.ROOT, env=env,
                    check=True)
     return data_dir / "static"

@@ -66,7 +66,7 @@ def test_register_accept_policy_and_add_a_magnet_live(page: Page, live_server_ur
 
     open_add_dialog(page)
     assert page.evaluate("document.activeElement.id") == "add-magnet"
-    page.get_by_label("Magnet link").fill(MAGNET)
+    page.get_by_label("Magnet link", exact=True).fill(MAGNET)
     page.get_by_role("button", name="Add", exact=True).click()
 
     debian = card(page, "Debian ISO")
@@ -105,7 +105,7 @@ def test_invalid_magnet_is_refused_in_the_dialog_and_creates_nothing(page: Page,
 
     opener = page.get_by_role("button", name="Add download", exact=True)
     open_add_dialog(page)
-    magnet = page.get_by_label("Magnet link")
+    magnet = page.get_by_label("Magnet link", exact=True)
     magnet.fill("magnet:?xt=urn:btih:1234&dn=Broken")
     page.get_by_role("button", name="Add", exact=True).click()
 
@@ -189,7 +189,7 @@ def test_progress_status_and_files_arrive_live(page: Page, live_server_url, sett
     mark_page(page)
 
     open_add_dialog(page)
-    page.get_by_label("Magnet link").fill("magnet:?xt=urn:btih:" + "c" * 40 + "&dn=Sintel")
+    page.get_by_label("Magnet link", exact=True).fill("magnet:?xt=urn:btih:" + "c" * 40 + "&dn=Sintel")
     page.get_by_label("Backend").select_option(label="Loopback (test service)")
     page.get_by_role("button", name="Add", exact=True).click()
 

@@ -8,6 +8,7 @@ SCHEDULES = {
     "flotilla.sync": ("downloads.tasks.sync", "seconds"),
     "flotilla.prune_progress_events": ("downloads.tasks.prune_progress_events", "hourly"),
     "flotilla.retention": ("downloads.tasks.apply_retention", "hourly"),
+    "flotilla.forget_stale_heartbeats": ("downloads.tasks.forget_stale_heartbeats", "hourly"),
 }
 
 

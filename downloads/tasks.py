@@ -31,3 +31,8 @@ def prune_progress_events() -> int:
 
 def apply_retention() -> int:
     return billing.apply_retention()
+
+
+def forget_stale_heartbeats() -> int:
+    """Processes that stopped a day ago are history, not health."""
+    return heartbeats.forget_stale(timezone.now() - dt.timedelta(days=1))

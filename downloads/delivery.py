@@ -12,6 +12,8 @@ Delivered bytes are metered (billing) and logged once per delivery when the stre
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import stat
@@ -30,6 +32,7 @@ from django.utils.http import http_date
 
 from billing import services as billing
 from config.errors import DomainError
+from config.logging import request_id_var
 from downloads import ranges
 from downloads.models import Job, JobFile
 from downloads.paths import UnsafePath, clean_relative, safe_join
@@ -236,7 +239,7 @@ def read_file(target: FileTarget, start: int, length: int) -> Iterator[bytes]:
 
 @dataclass(frozen=True)
 class Delivery:
-    """What to answer to one request: status, headers and which bytes (None for a HEAD)."""
+    """What to answer to one request: status, headers and which bytes of the body to send."""
 
     status: int
     headers: dict[str, str]
@@ -376,10 +379,17 @@ def may_inline(mime_type: str) -> bool:
 # --- metered streams ---------------------------------------------------------------------------------------
 
 
-def finish_delivery(user_id: int, sent: int, log_fields: dict[str, Any]) -> None:
-    """Meter and log one delivery once its stream has ended (completely or not)."""
+def finish_delivery(user_id: int, sent: int, log_fields: dict[str, Any], *, request_id: str = "-") -> None:
+    """Meter and log one delivery once its stream has ended (completely or not).
+
+    The stream outlives the request middleware, so the request id is passed in and set again for the log line.
+    """
     billing.record_usage(user_id, delivered=sent)
-    log.info("delivery", extra={"user": user_id, **log_fields, "bytes": sent})
+    token = request_id_var.set(request_id)
+    try:
+        log.info("delivery", extra={"user": user_id, **log_fields, "bytes": sent})
+    finally:
+        request_id_var.reset(token)
 
 
 def coalesce(pieces: Iterable[bytes], size: int = CHUNK_SIZE) -> Iterator[bytes]:
@@ -409,15 +419,42 @@ def metered(chunks: Iterator[bytes], on_done: Callable[[int], None]) -> Iterator
 
 
 async def ametered(chunks: Iterator[bytes], on_done: Callable[[int], None]) -> AsyncIterator[bytes]:
-    """`metered` for ASGI: disk reads run in a worker thread, one chunk at a time, never the whole body."""
+    """`metered` for ASGI: disk reads run in a worker thread, one chunk at a time, never the whole body.
+
+    A client that goes away cancels this generator while a read may still be running in its thread. The read is
+    shielded and awaited before the sync iterator is closed (closing a running generator raises), and the
+    clean-up runs as its own shielded task so that a second cancellation cannot skip the metering.
+    """
+    loop = asyncio.get_running_loop()
     sent = 0
-    read = sync_to_async(next, thread_sensitive=False)
+    pending: asyncio.Future | None = None
     try:
-        while (chunk := await read(chunks, None)) is not None:
+        while True:
+            pending = loop.run_in_executor(None, next, chunks, None)
+            chunk = await asyncio.shield(pending)
+            pending = None
+            if chunk is None:
+                break
             yield chunk
             sent += len(chunk)
     finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            await sync_to_async(close, thread_sensitive=False)()
-        await sync_to_async(on_done)(sent)
+        cleanup = asyncio.ensure_future(_finish_async(chunks, pending, sent, on_done))
+        _cleanups.add(cleanup)  # the loop keeps only weak references to tasks
+        cleanup.add_done_callback(_cleanups.discard)
+        await asyncio.shield(cleanup)
+
+
+_cleanups: set[asyncio.Future] = set()
+
+
+async def _finish_async(chunks: Iterator[bytes], pending: asyncio.Future | None, sent: int,
+                        on_done: Callable[[int], None]) -> None:
+    loop = asyncio.get_running_loop()
+    if pending is not None:
+        with contextlib.suppress(Exception):
+            await pending
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await loop.run_in_executor(None, close)
+    await sync_to_async(on_done)(sent)

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import DomainError
+from config.logging import request_id_var
 from downloads import delivery
 from downloads.models import Job
 
@@ -42,8 +43,11 @@ def _respond(request: HttpRequest, answer: delivery.Delivery, chunks: Callable[[
     if request.method == "HEAD":
         return HttpResponse(status=answer.status, headers=answer.headers)
 
+    request_id = request_id_var.get()
+
     def on_done(sent: int) -> None:
-        delivery.finish_delivery(user_id, sent, {**answer.log_fields, "status": answer.status})
+        fields = {**answer.log_fields, "status": answer.status}
+        delivery.finish_delivery(user_id, sent, fields, request_id=request_id)
 
     # Django drains a sync iterator into a list before sending it over ASGI: give ASGI an async one.
     wrap = delivery.ametered if isinstance(request, ASGIRequest) else delivery.metered

@@ -161,7 +161,8 @@ def event_text(event: JobEvent) -> str:
         label = Status(event.code).label if event.code in Status.values else event.code
         return f"{label}. {data.get('reason', '')}".strip()
     if event.kind == EventKind.FILES:
-        return f"{data.get('count', 0)} files registered."
+        count = data.get("count", 0)
+        return f"{count} file{'' if count == 1 else 's'} registered."
     if event.kind == EventKind.DELETED:
         return "Deleted."
     return data.get("reason") or event.code
@@ -187,12 +188,11 @@ def _page_config(**extra) -> dict:
     """Settings the page's JS needs (URLs, limits), handed over with json_script."""
     return {
         "wsPath": "/ws/events/",
-        "apiJobs": "/api/v1/jobs/",
-        "apiBatches": "/api/v1/batches/",
+        "apiJobs": reverse("job-list"),
+        "apiBatches": reverse("batch-list"),
         "detailUrl": reverse("downloads:job_detail", args=[0]),
         "dashboardUrl": reverse("downloads:dashboard"),
         "actions": ACTION_STATUSES,
-        "terminal": sorted(TERMINAL),
         "statusLabels": dict(Status.choices),
         "torrentMaxBytes": settings.TORRENT_MAX_BYTES,
         "batchMaxLines": settings.BATCH_MAX_LINES,
@@ -247,5 +247,5 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
             for f in job.files.all()[:SERVER_FILE_LIMIT]
         ],
         "events": [{"event": e, "text": event_text(e)} for e in shown],
-        "config": _page_config(jobId=job.pk, filesUrl=f"/api/v1/jobs/{job.pk}/files/"),
+        "config": _page_config(jobId=job.pk, filesUrl=reverse("job-files", args=[job.pk])),
     })

@@ -53,10 +53,11 @@ def collected_static(tmp_path_factory) -> Path:
     return data_dir / "static"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
-    # synchronous and sequential, so Django's async-safety guard would be a false alarm here.
+    # synchronous and sequential, so Django's async-safety guard would be a false alarm here. Package
+    # scope: the guard is back on (and Playwright gone) before tests outside tests/browser/ run.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:

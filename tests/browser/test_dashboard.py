@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+import torf
 from django_q.models import Schedule
 from playwright.sync_api import Page, expect
 
 from accounts.models import User
-from downloads import backends, dispatch, services
+from downloads import backends, dispatch, intake, services
 from downloads.models import Job
 from tests.accounts.factories import UserFactory
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
@@ -22,6 +23,20 @@ HASH = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
 MAGNET = f"magnet:?xt=urn:btih:{HASH}&dn=Debian+ISO&tr=udp%3A%2F%2Ftracker.example%3A1337"
 OTHER_MAGNET = "magnet:?xt=urn:btih:" + "b" * 40 + "&dn=Added+elsewhere"
 PASSWORD = "a long and unusual passphrase 42"
+MAGNET_CASES = [
+    MAGNET,
+    "magnet:?xt=urn:btih:" + "A" * 40,
+    "magnet:?xt=urn:btih:" + "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U",  # base32
+    "magnet:?xt=urn:btmh:1220" + "d" * 64 + "&dn=v2",
+    "magnet:?dn=x&xt=urn:btih:" + "e" * 40,
+    "magnet:?xt=urn:btih:" + "e" * 39,
+    "magnet:?xt=urn:btih:" + "g" * 40,
+    "magnet:?xt=urn:btmh:1220" + "d" * 63,
+    "magnet:?xt=urn:ed2k:abc",
+    "magnet:?dn=only+a+name",
+    "http://example.com/file.torrent",
+    "",
+]
 
 
 def card(page: Page, name: str):
@@ -125,6 +140,16 @@ def test_invalid_magnet_is_refused_in_the_dialog_and_creates_nothing(page: Page,
     expect(page.get_by_role("dialog", name="Add download")).to_be_hidden()
     expect(opener).to_be_focused()
 
+    # The browser's check agrees with the server's parser on what is a magnet link.
+    for candidate in MAGNET_CASES:
+        problem = page.evaluate("m => window.Flotilla.magnetProblem(m)", candidate)
+        try:
+            intake.parse_magnet(candidate)
+            server_ok = True
+        except intake.IntakeError:
+            server_ok = False
+        assert (problem is None) == server_ok, (candidate, problem)
+
     assert posts == []
     assert not Job.objects.exists()
     expect(page.locator(".job-card")).to_have_count(0)
@@ -132,7 +157,7 @@ def test_invalid_magnet_is_refused_in_the_dialog_and_creates_nothing(page: Page,
     assert page.js_errors == []
 
 
-def test_batch_tab_by_keyboard_lists_bad_lines_and_adds_the_good_ones(page: Page, live_server_url):
+def test_batch_tab_by_keyboard_lists_bad_lines_and_adds_the_good_ones(page: Page, live_server_url, tmp_path):
     user = UserFactory(email="batcher@example.com")
     log_in(page, user.email)
     wait_live(page)
@@ -165,7 +190,42 @@ def test_batch_tab_by_keyboard_lists_bad_lines_and_adds_the_good_ones(page: Page
     # The server refused line 2 as well; it stays in the box with its reason, the rest was added.
     expect(page.locator("#add-errors")).to_contain_text("Line 2")
     expect(page.get_by_label("Magnet links, one per line")).to_have_value("not a magnet")
+    page.screenshot(path=str(tmp_path / "batch-dialog.png"))
     assert sorted(Job.objects.for_user(user).values_list("name", flat=True)) == ["First", "Second"]
+    assert_not_reloaded(page, f"{live_server_url}/")
+    assert page.js_errors == []
+
+
+def test_torrent_tab_checks_the_file_then_uploads_it(page: Page, live_server_url, tmp_path):
+    user = UserFactory(email="uploader@example.com")
+    log_in(page, user.email)
+    wait_live(page)
+    mark_page(page)
+    open_add_dialog(page)
+    page.get_by_role("tab", name=".torrent").click()
+    file_input = page.get_by_label(".torrent file")
+
+    (tmp_path / "notes.txt").write_text("hello")
+    file_input.set_input_files(str(tmp_path / "notes.txt"))
+    expect(page.locator("#add-torrent-error")).to_have_text("The file must have the .torrent extension.")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.get_by_role("dialog", name="Add download")).to_be_visible()
+
+    payload = tmp_path / "Big Buck Bunny"
+    payload.mkdir()
+    (payload / "movie.mkv").write_bytes(b"x" * 40_000)
+    torrent = torf.Torrent(path=payload, trackers=["http://127.0.0.1:6970/announce"], piece_size=16384)
+    torrent.generate()
+    torrent.write(tmp_path / "bunny.torrent")
+    file_input.set_input_files(str(tmp_path / "bunny.torrent"))
+    expect(page.locator("#add-torrent-error")).to_be_hidden()
+    page.get_by_role("button", name="Add", exact=True).click()
+
+    bunny = card(page, "Big Buck Bunny")
+    expect(bunny).to_have_count(1)
+    expect(bunny.locator('[data-f="bytes"]')).to_have_text("0 B / 39.1 KiB")
+    expect(page.get_by_role("dialog", name="Add download")).to_be_hidden()
+    assert Job.objects.for_user(user).get().size_bytes == 40_000
     assert_not_reloaded(page, f"{live_server_url}/")
     assert page.js_errors == []
 
@@ -178,7 +238,7 @@ def loopback_here(tmp_path):
     backends.unregister(backend.kind)
 
 
-def test_progress_status_and_files_arrive_live(page: Page, live_server_url, settings, loopback_here):
+def test_progress_status_and_files_arrive_live(page: Page, live_server_url, settings, loopback_here, tmp_path):
     settings.PROGRESS_EVENT_INTERVAL = 0  # one progress event per sync below, however fast they come
     # This test polls the remote itself (below); the worker's own minutely sync would race it.
     Schedule.objects.filter(func="downloads.tasks.sync").delete()
@@ -197,6 +257,12 @@ def test_progress_status_and_files_arrive_live(page: Page, live_server_url, sett
     bar = sintel.get_by_role("progressbar", name="Progress of Sintel")
     # The worker (qcluster) hands the job to the loopback service: the status changes under our eyes.
     expect(sintel.locator(".badge")).to_have_text("Downloading")
+    # The card's buttons act through the API; the card follows.
+    sintel.get_by_role("button", name="Pause Sintel").click()
+    expect(sintel.locator(".badge")).to_have_text("Paused")
+    expect(sintel.get_by_role("button", name="Pause Sintel")).to_be_hidden()
+    sintel.get_by_role("button", name="Resume Sintel").click()
+    expect(sintel.locator(".badge")).to_have_text("Starting")
     expect(sintel.get_by_role("button", name="Pause Sintel")).to_be_visible()
     for percent in ("25", "50", "75"):
         dispatch.sync_running()  # one remote poll: +25 %
@@ -224,6 +290,7 @@ def test_progress_status_and_files_arrive_live(page: Page, live_server_url, sett
                          download.get_attribute("href"))
     assert size == job.size_bytes
     expect(page.locator("#event-list")).to_contain_text("Completed. Download complete.")
+    page.screenshot(path=str(tmp_path / "job-detail.png"), full_page=True)
 
     # Events newer than the page are appended live.
     services.delete_job(user, job)

@@ -92,3 +92,12 @@ def test_audit_log_is_append_only(user):
         AuditLog.objects.all().delete()
     with pytest.raises(TypeError):
         AuditLog.objects.update(action="x")
+
+
+@pytest.mark.django_db
+def test_access_log_line_masks_download_tokens(client, caplog):
+    with caplog.at_level(logging.INFO, logger="flotilla.access"):
+        client.get("/d/f/SECRETTOKEN123/file.bin", HTTP_X_REQUEST_ID="acc-1")
+    records = [r for r in caplog.records if r.name == "flotilla.access"]
+    assert records and "SECRETTOKEN123" not in caplog.text
+    assert records[0].getMessage() == f"GET /d/f/[token]/file.bin {records[0].status}"

@@ -370,12 +370,13 @@ class TestMetering:
         url = link(show, "Show/S01/e2.mkv")
         token = url.split("/")[3]
         with caplog.at_level(logging.INFO, logger="downloads.delivery"):
-            body(Client().get(url, headers={"Range": "bytes=10-19"}))
+            body(Client().get(url, headers={"Range": "bytes=10-19"}, HTTP_X_REQUEST_ID="req-123"))
         records = [r for r in caplog.records if r.name == "downloads.delivery"]
         assert len(records) == 1
         record = records[0]
         assert (record.user, record.job, record.file, record.range, record.bytes, record.status) == (
             show.user.pk, show.job.pk, show.files["Show/S01/e2.mkv"].pk, "10-19", 10, 206)
+        assert record.request_id == "req-123"  # the stream ends after the middleware: the id is carried over
         assert token not in str(vars(record))
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from billing.models import Plan, PlanAssignment, UsageDay
 from config.errors import DomainError
+from config.formatting import human_bytes
 
 
 class QuotaExceeded(DomainError):
@@ -85,14 +86,6 @@ def transfer_this_month(user) -> int:
 # --- checks -----------------------------------------------------------------------------------------
 
 
-def _fmt(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def check_new_job(user, backend: str, size: int | None) -> Plan:
     """Refuse a job the plan does not allow. Active-job slots are not checked here: extra jobs queue."""
     plan = current_plan(user)
@@ -101,10 +94,10 @@ def check_new_job(user, backend: str, size: int | None) -> Plan:
     if plan.monthly_transfer_bytes and transfer_this_month(user) >= plan.monthly_transfer_bytes:
         raise QuotaExceeded(
             "monthly_transfer_bytes",
-            f"You used this month's transfer allowance ({_fmt(plan.monthly_transfer_bytes)}).",
+            f"You used this month's transfer allowance ({human_bytes(plan.monthly_transfer_bytes)}).",
         )
     if plan.max_storage_bytes and storage_committed(user) >= plan.max_storage_bytes:
-        raise QuotaExceeded("max_storage_bytes", f"Your storage is full ({_fmt(plan.max_storage_bytes)}).")
+        raise QuotaExceeded("max_storage_bytes", f"Your storage is full ({human_bytes(plan.max_storage_bytes)}).")
     if size is not None:
         check_size(user, size, plan=plan)
     return plan
@@ -116,14 +109,14 @@ def check_size(user, size: int, *, plan: Plan | None = None, exclude_job_id: int
     if plan.max_job_size_bytes and size > plan.max_job_size_bytes:
         raise QuotaExceeded(
             "max_job_size_bytes",
-            f"This download is {_fmt(size)}; your plan allows {_fmt(plan.max_job_size_bytes)} per job.",
+            f"This download is {human_bytes(size)}; your plan allows {human_bytes(plan.max_job_size_bytes)} per job.",
         )
     if plan.max_storage_bytes:
         free = plan.max_storage_bytes - storage_committed(user, exclude_job_id=exclude_job_id)
         if size > free:
             raise QuotaExceeded(
                 "max_storage_bytes",
-                f"This download is {_fmt(size)}; you have {_fmt(max(free, 0))} of storage left.",
+                f"This download is {human_bytes(size)}; you have {human_bytes(max(free, 0))} of storage left.",
             )
 
 
@@ -133,8 +126,8 @@ def check_transfer(user, nbytes: int) -> None:
     if plan.monthly_transfer_bytes and transfer_this_month(user) + nbytes > plan.monthly_transfer_bytes:
         raise QuotaExceeded(
             "monthly_transfer_bytes",
-            f"This transfer of {_fmt(nbytes)} would pass your monthly allowance "
-            f"({_fmt(plan.monthly_transfer_bytes)}).",
+            f"This transfer of {human_bytes(nbytes)} would pass your monthly allowance "
+            f"({human_bytes(plan.monthly_transfer_bytes)}).",
         )
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from accounts.decorators import policy_required
 from billing.models import UsageDay
+from billing.presentation import usage_meters
 from billing.services import usage_summary
-from downloads.pages import human_bytes, policy_required, usage_meters
+from config.formatting import human_bytes
 
 HISTORY_DAYS = 30
 

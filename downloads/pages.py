@@ -1,24 +1,21 @@
 """Server-rendered pages of the downloads app: the dashboard and a job's detail page.
 
 The pages render the first state without JavaScript; static/js/ then keeps them live over the websocket.
-The presenters here (`job_state`, `usage_meters`, the formatters) are shared with billing's usage page so
-numbers look the same everywhere, and mirror static/js/flotilla.js (KiB/MiB/GiB, "1h 2m 3s").
+The presenters here format with config/formatting.py, mirrored by static/js/flotilla.js.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from urllib.parse import urlencode
-
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from billing.services import UsageSummary, usage_summary
+from accounts.decorators import policy_required
+from billing.presentation import usage_meters
+from billing.services import usage_summary
+from config.formatting import human_bytes, human_eta, human_rate
 from downloads import backends, services
 from downloads.models import ACTIVE, TERMINAL, EventKind, Job, JobEvent, Status
 
@@ -47,34 +44,6 @@ FILTERS: dict[str, tuple[str, list[str] | None]] = {
 }
 
 BACKEND_LABELS = {"engine": "Built-in engine"}
-
-
-# --- formatting (mirrored in static/js/flotilla.js) -----------------------------------------------
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(n)
-
-
-def human_rate(n: int) -> str:
-    return f"{human_bytes(n)}/s"
-
-
-def human_eta(seconds: int | None) -> str:
-    if seconds is None or seconds < 0:
-        return "—"
-    hours, rest = divmod(int(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes}m {secs}s"
-    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
 
 
 # --- presenters -----------------------------------------------------------------------------------
@@ -118,32 +87,6 @@ def job_card(job: Job) -> dict:
     }
 
 
-def _meter(label: str, used: int, limit: int, *, as_bytes: bool = True) -> dict:
-    fmt = human_bytes if as_bytes else str
-    return {
-        "label": label,
-        "used": fmt(used),
-        "limit": fmt(limit) if limit else "Unlimited",
-        "percent": round(min(100.0, 100.0 * used / limit)) if limit else 0,
-        "unlimited": not limit,
-    }
-
-
-def usage_meters(summary: UsageSummary) -> dict:
-    """The usage panel's bars and facts, formatted; used by the dashboard and the usage page."""
-    return {
-        "plan": summary.plan,
-        "meters": [
-            {"key": "storage", **_meter("Storage", summary.storage_used, summary.storage_limit)},
-            {"key": "transfer", **_meter("Transfer this month", summary.transfer_this_month, summary.transfer_limit)},
-            {"key": "active", **_meter("Active jobs", summary.active_jobs, summary.active_jobs_limit, as_bytes=False)},
-        ],
-        "max_job_size": human_bytes(summary.max_job_size) if summary.max_job_size else "Unlimited",
-        "retention_days": summary.retention_days,
-        "allowed_backends": summary.allowed_backends,
-    }
-
-
 def backend_choices() -> list[dict]:
     """Backends offered in the add dialog: the built-in engine first, then whatever registered itself."""
     choices = {"engine": BACKEND_LABELS["engine"]}
@@ -169,19 +112,6 @@ def event_text(event: JobEvent) -> str:
 
 
 # --- views ----------------------------------------------------------------------------------------
-
-
-def policy_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Signed in and the current acceptable-use policy accepted, else off to the policy page."""
-
-    @functools.wraps(view)
-    @login_required
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.has_accepted_policy:
-            return redirect(f"{reverse('accounts:policy')}?{urlencode({'next': request.get_full_path()})}")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _page_config(**extra) -> dict:
@@ -236,7 +166,7 @@ def _blank_card() -> dict:
 @ensure_csrf_cookie
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(Job.objects.for_user(request.user).defer(*SECRET_FIELDS), pk=pk)
-    shown = [e for e in services.recent_events(job) if e.kind != EventKind.PROGRESS]
+    shown = services.recent_events(job)
     return render(request, "downloads/job_detail.html", {
         "nav": "dashboard",
         "job": job,

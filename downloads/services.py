@@ -289,7 +289,7 @@ def update_file_progress(job: Job, completed_by_index: dict[int, int]) -> None:
 
 def _backend_call(job: Job, action: str, **kwargs) -> None:
     backend = backends.get_backend(job.backend)
-    if backend is None or job.status == Status.QUEUED and not job.remote_id:
+    if backend is None or (job.status == Status.QUEUED and not job.remote_id):
         return  # nothing was handed to a backend yet: the status change is all there is to do
     try:
         getattr(backend, action)(job, **kwargs)
@@ -395,5 +395,9 @@ def terminate_job(actor, job: Job) -> Job:
     return cancel_job(actor, job, delete_data=False)
 
 
-def recent_events(job: Job, limit: int = 50) -> list[JobEvent]:
-    return list(reversed(JobEvent.objects.filter(job_id=job.pk).order_by("-id")[:limit]))
+def recent_events(job: Job, limit: int = 50, *, include_progress: bool = False) -> list[JobEvent]:
+    """The job's latest history, oldest first; progress ticks left out unless asked for (they're pruned anyway)."""
+    events = JobEvent.objects.filter(job_id=job.pk)
+    if not include_progress:
+        events = events.exclude(kind=EventKind.PROGRESS)
+    return list(reversed(events.order_by("-id")[:limit]))

@@ -6,9 +6,9 @@ import re
 import pytest
 from django.urls import reverse
 
+from config.formatting import human_bytes, human_eta
 from downloads import services
 from downloads.models import Status
-from downloads.pages import human_bytes, human_eta
 from tests.accounts.factories import UserFactory
 from tests.billing.factories import GIB, PlanAssignmentFactory, PlanFactory
 from tests.downloads.factories import JobEventFactory, JobFactory, JobFileFactory

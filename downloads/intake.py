@@ -150,7 +150,9 @@ def parse_torrent(data: bytes) -> ParsedTorrent:
         # and a RecursionError from absurd nesting is caught below.
         meta = bencodepy.decode(data)
     except (bencodepy.BencodeDecodeError, RecursionError, ValueError, TypeError, IndexError) as exc:
-        raise IntakeError(f"The .torrent file is not valid bencode ({type(exc).__name__}).", code="torrent_invalid") from None
+        raise IntakeError(
+            f"The .torrent file is not valid bencode ({type(exc).__name__}).", code="torrent_invalid"
+        ) from None
     if not isinstance(meta, dict) or not isinstance(meta.get(b"info"), dict):
         raise IntakeError("The .torrent file has no 'info' dictionary.", code="torrent_invalid")
     info = meta[b"info"]

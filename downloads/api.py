@@ -43,6 +43,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         jobs = Job.objects.for_user(self.request.user)
         if self.action == "retrieve":
             return jobs.prefetch_related("files")
+        if self.action == "list":
+            return jobs.defer("info_hash", "magnet", "torrent")  # never shown; decrypting them costs per row
         return jobs
 
     def filter_queryset(self, queryset):

@@ -71,12 +71,24 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(content, dict) and content.get("type") == "ping" and hasattr(self, "last_id"):
             await self.send_json({"type": "pong", "cursor": self.last_id})
 
+    async def dispatch(self, message):
+        # Live events touch no database, so they skip channels' per-message close_old_connections(): a hop
+        # to the sync thread that costs more than the send itself when one event fans out to many sockets.
+        if message["type"] == "job.event":
+            await self.job_event(message)
+        else:
+            await super().dispatch(message)
+
     async def job_event(self, message):
-        event = message["event"]
-        if event["id"] <= self.last_id:
+        """A relayed event (see relay.layer_message): already JSON, sent as is."""
+        if message["id"] <= self.last_id:
             return  # already sent in the backlog
-        self.last_id = event["id"]
-        await self.send_json(event)
+        if message.get("prev", 0) > self.last_id:
+            # An earlier message to our group never reached us (the layer dropped it): refill from the
+            # database, which has everything the relay has passed on, so the client still sees no gap.
+            await self._send_backlog(self.last_id, message["id"] - 1)
+        self.last_id = message["id"]
+        await self.send(text_data=message["text"])
 
     async def _send_backlog(self, after: int, upto: int) -> None:
         """Everything in (after, upto], paged so a long absence is replayed whole, never truncated."""
@@ -84,6 +96,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             page = await self._backlog_page(after, upto)
             for message in page:
                 await self.send_json(message)
+                self.last_id = max(self.last_id, message["id"])
             if len(page) < BACKLOG_PAGE:
                 return
             after = page[-1]["id"]

@@ -13,6 +13,7 @@ and no overlap.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -36,6 +37,17 @@ def user_group(user_id: int) -> str:
     return f"events.user.{user_id}"
 
 
+def layer_message(event: JobEvent, text: str, prev: int) -> dict:
+    """What the relay hands to a group: the event encoded once, not once per client.
+
+    The in-memory layer deep-copies every message for every receiving channel, so a flat dict with the
+    JSON text is much cheaper to fan out than the nested event (and the consumer need not re-encode it).
+    `prev` is the id of the previous event relayed to the same group: a consumer whose last id is older
+    lost a message (the layer drops silently when a slow client's channel is full) and refills from the DB.
+    """
+    return {"type": "job.event", "id": event.pk, "prev": prev, "text": text}
+
+
 class EventRelay:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock  # injectable so the gap grace can be tested without sleeping
@@ -44,6 +56,7 @@ class EventRelay:
         self._task: asyncio.Task | None = None
         self._last_beat = 0.0
         self.last_lag_ms = 0.0
+        self._last_sent: dict[str, int] = {}  # group → id of the last event relayed to it
 
     async def ensure_started(self) -> None:
         """Start polling in this event loop (lazily, on the first websocket connect)."""
@@ -75,9 +88,10 @@ class EventRelay:
         rows = await database_sync_to_async(_events_after)(self.cursor, BATCH)
         ready = self._contiguous(rows)
         for event in ready:
-            message = {"type": "job.event", "event": event.as_message()}
-            await layer.group_send(user_group(event.user_id), message)
-            await layer.group_send(ADMIN_GROUP, message)
+            text = json.dumps(event.as_message())
+            for group in (user_group(event.user_id), ADMIN_GROUP):
+                await layer.group_send(group, layer_message(event, text, self._last_sent.get(group, 0)))
+                self._last_sent[group] = event.pk
             self.cursor = event.pk
         if ready:
             self.last_lag_ms = (timezone.now() - ready[-1].created_at).total_seconds() * 1000

@@ -74,14 +74,19 @@ def running(cmd: list[str], env: dict[str, str], log_path: Path) -> Iterator[sub
     try:
         yield proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
+        # SIGTERM to the main process only: qcluster stops its own children in order, while a SIGTERM to
+        # the whole group at once leaves its sentinel waiting for them until the timeout.
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):  # whatever is still left in the group
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        proc.wait()
         log.close()
+
+
+def _tail(log_path: Path, chars: int = 3000) -> str:
+    return log_path.read_text(errors="replace")[-chars:] if log_path.exists() else ""
 
 
 @contextlib.contextmanager
@@ -89,16 +94,39 @@ def daphne(env: dict[str, str], log_dir: Path, port: int | None = None) -> Itera
     """Yield the base URL of a daphne serving config.asgi on 127.0.0.1."""
     port = port or free_port()
     cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
-    with running(cmd, env, log_dir / f"daphne-{port}.log") as proc:
-        wait_for_port(port, proc)
+    log_path = log_dir / f"daphne-{port}.log"
+    with running(cmd, env, log_path) as proc:
+        try:
+            wait_for_port(port, proc)
+        except (RuntimeError, TimeoutError) as exc:
+            raise type(exc)(f"{exc}\n{_tail(log_path)}") from None
         yield f"http://127.0.0.1:{port}"
+
+
+def wait_until_working(proc: subprocess.Popen, log_path: Path, timeout: float = 60.0) -> None:
+    """Wait until the cluster has run a task from the shared queue, failing fast (with its log) if it exits.
+
+    A task round trip proves the pusher, a worker and the monitor are up, whatever the log level hides.
+    """
+    from django_q.models import Task
+    from django_q.tasks import async_task
+
+    task_id = async_task("math.floor", 1.5, group="procs.readiness")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Task.objects.filter(id=task_id).exists():
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"qcluster exited with {proc.returncode}:\n{_tail(log_path)}")
+        time.sleep(0.1)
+    raise TimeoutError(f"qcluster ran no task in {timeout}s:\n{_tail(log_path)}")
 
 
 @contextlib.contextmanager
 def qcluster(env: dict[str, str], log_dir: Path) -> Iterator[subprocess.Popen]:
+    """Yield a django-q2 cluster that is working (it has already run a task from the test database)."""
     cmd = [sys.executable, "manage.py", "qcluster"]
-    with running(cmd, env, log_dir / "qcluster.log") as proc:
-        time.sleep(0.5)
-        if proc.poll() is not None:
-            raise RuntimeError(f"qcluster exited with {proc.returncode}: see {log_dir / 'qcluster.log'}")
+    log_path = log_dir / "qcluster.log"
+    with running(cmd, env, log_path) as proc:
+        wait_until_working(proc, log_path)
         yield proc

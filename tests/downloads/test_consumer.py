@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -18,7 +19,7 @@ from accounts.ws_auth import ApiKeyWebsocketMiddleware, browser_origin_validator
 from config.asgi import application
 from downloads import consumers
 from downloads.models import JobEvent
-from downloads.relay import relay, user_group
+from downloads.relay import layer_message, relay, user_group
 from downloads.routing import websocket_urlpatterns
 from tests.accounts.factories import ApiKeyFactory
 from tests.downloads.factories import JobEventFactory, JobFactory
@@ -253,9 +254,7 @@ class TestBacklog:
             ws = socket("?after=0", key=ALICE_KEY)
             await open_socket(ws)
             backlog = await receive_ids(ws, 1)
-            await get_channel_layer().group_send(
-                user_group(user.pk), {"type": "job.event", "event": replayed.as_message()}
-            )
+            await get_channel_layer().group_send(user_group(user.pk), layer_message(replayed, json.dumps(replayed.as_message()), prev=0))
             fresh = await new_event(job=job)
             live = await receive_ids(ws, 1)
             assert await ws.receive_nothing(timeout=0.3)
@@ -265,6 +264,27 @@ class TestBacklog:
         backlog, fresh_id, live = asyncio.run(scenario())
         assert backlog == [replayed.pk]
         assert live == [fresh_id]
+
+
+    def test_a_message_the_layer_dropped_is_refilled_from_the_database(self, keys, user):
+        """`prev` names the group's previous event: if we never got it, the consumer fetches it first."""
+        job = JobFactory(user=user)
+
+        async def scenario():
+            ws = socket(key=ALICE_KEY)
+            await open_socket(ws)
+            relay.cursor = 10**12  # park the relay: this test plays its part by hand
+            lost = await new_event(job=job)
+            arrived = await new_event(job=job)
+            text = json.dumps(arrived.as_message())
+            await get_channel_layer().group_send(user_group(user.pk), layer_message(arrived, text, prev=lost.pk))
+            got = await receive_ids(ws, 2)
+            assert await ws.receive_nothing(timeout=0.3)
+            await ws.disconnect()
+            return got, [lost.pk, arrived.pk]
+
+        got, expected = asyncio.run(scenario())
+        assert got == expected
 
 
 class TestClientMessages:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from channels.layers import InMemoryChannelLayer
@@ -67,13 +68,14 @@ async def drain(layer: InMemoryChannelLayer, channel: str) -> list[int]:
         except TimeoutError:
             return ids
         assert message["type"] == "job.event"
-        ids.append(message["event"]["id"])
+        assert json.loads(message["text"])["id"] == message["id"]  # encoded once, for every client
+        ids.append(message["id"])
 
 
 @pytest.mark.django_db(transaction=True)
 def test_relay_once_delivers_to_user_groups_and_admins(user, other_user):
-    before = JobEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
     alice_job, mallory_job = JobFactory(user=user), JobFactory(user=other_user)
+    before = JobEventFactory(job=alice_job).pk  # already relayed (ids go on across tests: not max + 1)
     events = [JobEventFactory(job=job) for job in (alice_job, mallory_job, alice_job, alice_job, mallory_job)]
     alice_ids = [e.pk for e in events if e.user_id == user.pk]
     mallory_ids = [e.pk for e in events if e.user_id == other_user.pk]
@@ -137,3 +139,30 @@ def test_concurrent_starts_run_one_relay_loop(settings):
         return len(loops)
 
     assert asyncio.run(scenario()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_message_names_the_previous_event_of_its_group(user, other_user):
+    """`prev` lets a consumer notice a message the layer dropped (see EventsConsumer.job_event)."""
+    alice_job, mallory_job = JobFactory(user=user), JobFactory(user=other_user)
+    start = JobEventFactory(job=alice_job).pk
+    a1, m1, a2 = (JobEventFactory(job=job) for job in (alice_job, mallory_job, alice_job))
+
+    async def scenario():
+        layer = InMemoryChannelLayer()
+        alice, admin = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add(user_group(user.pk), alice)
+        await layer.group_add(ADMIN_GROUP, admin)
+        relay = EventRelay()
+        relay.cursor = start
+        await relay.relay_once(layer)
+        pairs = {"alice": [], "admin": []}
+        for name, channel, count in (("alice", alice, 2), ("admin", admin, 3)):
+            for _ in range(count):
+                message = await layer.receive(channel)
+                pairs[name].append((message["id"], message["prev"]))
+        return pairs
+
+    pairs = asyncio.run(scenario())
+    assert pairs["alice"] == [(a1.pk, 0), (a2.pk, a1.pk)]
+    assert pairs["admin"] == [(a1.pk, 0), (m1.pk, a1.pk), (a2.pk, m1.pk)]

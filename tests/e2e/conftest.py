@@ -8,6 +8,7 @@ shared test database.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,8 @@ from tests.fakes.loopback_backend import LoopbackBackend
 
 LOOPBACK_ENV = {
     "EXTRA_BACKEND_MODULES": "tests.fakes.loopback_backend",
-    "PROGRESS_EVENT_INTERVAL": "0",  # every loopback step is one progress event: the test can count them
+    # Every loopback step is one progress event, so the test can count them (the check wants it positive).
+    "PROGRESS_EVENT_INTERVAL": "0.001",
     "EVENT_RELAY_INTERVAL": "0.05",
 }
 
@@ -93,8 +95,9 @@ class EventSocket:
 
     def __init__(self, stack: Stack, key: str | None, query: str = "") -> None:
         headers = {"Authorization": f"Token {key}"} if key else {}
-        self.ws: ClientConnection = connect(
-            stack.ws_url + query, additional_headers=headers, origin=stack.base_url, open_timeout=15
+        self._exit = contextlib.ExitStack()
+        self.ws: ClientConnection = self._exit.enter_context(
+            connect(stack.ws_url + query, additional_headers=headers, origin=stack.base_url, open_timeout=15)
         )
         self.received: list[dict] = []
 
@@ -124,4 +127,4 @@ class EventSocket:
                 return got
 
     def close(self) -> None:
-        self.ws.close()
+        self._exit.close()

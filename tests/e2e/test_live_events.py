@@ -69,7 +69,7 @@ def summary(messages: list[dict], job_id: int) -> list[tuple[str, str]]:
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_worker_events_reach_websockets_live_and_after_a_reconnect(stack, people):
-    alice, bob, _admin = people
+    alice, _bob, _admin = people
     assert backends.get_backend("loopback") is None  # only the subprocesses can run loopback jobs
 
     alice_ws = EventSocket(stack, ALICE_KEY)

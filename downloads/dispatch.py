@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import defaultdict
 
 from django.db.models import Q
+from django.utils import timezone
 
 from billing.services import has_free_slot
 from downloads import backends, services
@@ -16,12 +18,20 @@ log = logging.getLogger(__name__)
 NO_BACKEND = "no_backend"
 WAITING_FOR_SLOT = "waiting_for_slot"
 BACKEND_CRASHED = "backend_crashed"
+RETRY_BASE_SECONDS = 10
+RETRY_MAX_SECONDS = 15 * 60
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """Exponential backoff for transient backend errors: 10 s, 20 s, 40 s … capped at 15 minutes."""
+    return dt.timedelta(seconds=min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1)))
 
 
 def dispatch_queued(limit: int = 500) -> int:
     """Submit queued jobs whose backend pushes (Seedr, servers); say why the others wait. Returns submits."""
     submitted = 0
-    queued = Job.objects.filter(status=Status.QUEUED).select_related("user").order_by("id")[:limit]
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
+    queued = Job.objects.filter(due, status=Status.QUEUED).select_related("user").order_by("id")[:limit]
     for job in queued:
         backend = backends.get_backend(job.backend)
         if backend is None:
@@ -53,7 +63,13 @@ def _submit(backend: backends.Backend, job: Job) -> bool:
         if exc.permanent:
             services.fail(job, exc.code, exc.message)
         elif job.status == Status.STARTING:
-            services.change_status(job, Status.QUEUED, reason_code=exc.code, reason=exc.message)
+            attempts = job.attempts + 1
+            delay = retry_delay(attempts)
+            services.change_status(
+                job, Status.QUEUED, reason_code=exc.code,
+                reason=f"{exc.message} Retrying in {int(delay.total_seconds())} s.",
+                attempts=attempts, next_attempt_at=timezone.now() + delay,
+            )
         return False
     except Exception:
         # A bug in a backend must neither leave the job claimed ("starting") forever nor stop the
@@ -63,6 +79,8 @@ def _submit(backend: backends.Backend, job: Job) -> bool:
         if job.status == Status.STARTING:
             services.fail(job, BACKEND_CRASHED, "The backend failed unexpectedly; retry the job later.")
         return False
+    if job.attempts or job.next_attempt_at:
+        Job.objects.filter(pk=job.pk).update(attempts=0, next_attempt_at=None)
     return True
 
 

@@ -144,6 +144,9 @@ class Job(models.Model):
     claimed_by = models.CharField(max_length=128, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     last_progress_event_at = models.DateTimeField(null=True, blank=True)
+    # Backoff after transient backend errors: the dispatcher leaves the job alone until next_attempt_at.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

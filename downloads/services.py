@@ -333,7 +333,8 @@ def retry_job(user, job: Job) -> Job:
     if job.status not in (Status.FAILED, Status.CANCELLED):
         raise Conflict("Only a failed or cancelled job can be retried.", code="illegal_transition")
     billing.check_new_job(job.user, job.backend, job.size_bytes if job.data_deleted_at else None)
-    change_status(job, Status.QUEUED, reason_code="retried", reason="Queued again.", remote_id="",
+    change_status(job, Status.QUEUED, reason_code="retried", reason="Queued again.", remote_id="", attempts=0,
+                  next_attempt_at=None,
                   data_deleted_at=None, progress=0.0 if job.data_deleted_at else job.progress)
     record_audit("job.retry", actor=user, target=job)
     transaction.on_commit(_kick_dispatcher)

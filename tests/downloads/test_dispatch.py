@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from downloads import backends, dispatch, services
 from downloads.models import Job, JobEvent, JobFile, Status
@@ -125,8 +126,18 @@ class TestDispatchQueued:
         job.refresh_from_db()
         assert (job.status, job.reason_code) == (Status.QUEUED, "remote_busy")
         assert events_of(job) == [("created", "queued"), ("status", "starting"), ("status", "queued")]
+        assert job.attempts == 1 and job.next_attempt_at > timezone.now()
+        assert "Retrying in 10 s" in job.reason
         dispatch.dispatch_queued()
-        assert loopback.calls() == {"submit": 2}  # retried on the next run
+        assert loopback.calls() == {"submit": 1}  # backing off: not retried before next_attempt_at
+        Job.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())
+        dispatch.dispatch_queued()
+        assert loopback.calls() == {"submit": 2}
+        assert refreshed(job).attempts == 2
+
+    def test_backoff_grows_and_is_capped(self):
+        delays = [dispatch.retry_delay(n).total_seconds() for n in (1, 2, 3, 4, 20)]
+        assert delays == [10, 20, 40, 80, dispatch.RETRY_MAX_SECONDS]
 
     def test_crashing_backend_fails_its_job_and_spares_the_others(self, loopback, user, plan):
         class Crashing(LoopbackBackend):

@@ -42,3 +42,14 @@ def other_client(other_user):
     client = APIClient()
     client.force_authenticate(other_user)
     return client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_async_thread_connections(django_db_setup):
+    """Websocket tests run ORM calls on asgiref's single worker thread; close its connection before the
+    test database is dropped (PostgreSQL refuses to drop a database that still has a session)."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()

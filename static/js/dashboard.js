@@ -199,12 +199,5 @@
     }
   });
 
-  const live = new F.LiveEvents({
-    path: config.wsPath,
-    onEvent,
-    onSnapshotNeeded: loadSnapshot,
-    onState: F.liveIndicator(document.querySelector(".live-status")),
-  });
-  live.start();
-  window.flotillaLive = live;
+  F.startLive(config, onEvent, loadSnapshot);
 })();

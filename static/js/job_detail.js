@@ -196,12 +196,5 @@
   show();
   loadFiles();
   window.setInterval(loadFiles, REFRESH_FILES_MS);
-  const live = new F.LiveEvents({
-    path: config.wsPath,
-    onEvent,
-    onSnapshotNeeded: loadSnapshot,
-    onState: F.liveIndicator(document.querySelector(".live-status")),
-  });
-  live.start();
-  window.flotillaLive = live;
+  F.startLive(config, onEvent, loadSnapshot);
 })();

@@ -142,7 +142,21 @@
     };
   }
 
+  /** Start the page's live stream with the page's `.live-status` indicator (window.flotillaLive for tests). */
+  function startLive(config, onEvent, onSnapshotNeeded) {
+    const live = new LiveEvents({
+      path: config.wsPath,
+      onEvent,
+      onSnapshotNeeded,
+      onState: indicator(document.querySelector(".live-status")),
+    });
+    live.start();
+    window.flotillaLive = live;
+    return live;
+  }
+
   window.Flotilla = window.Flotilla || {};
   window.Flotilla.LiveEvents = LiveEvents;
   window.Flotilla.liveIndicator = indicator;
+  window.Flotilla.startLive = startLive;
 })();

@@ -46,6 +46,7 @@ debs-test:
 bench: venv-test
 	$(BIN)/python bench/event_latency.py
 	$(BIN)/python bench/jobs_list.py
+	$(BIN)/python bench/zip_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -99,7 +99,11 @@ def download(client, url: str) -> tuple[int, float]:
 
 
 def through_daphne(data_dir: Path, user, job) -> None:
+    import logging
+
     import httpx
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines would print the signed links
 
     from downloads import delivery
     from tests.procs import free_port, process_env, running, wait_for_port

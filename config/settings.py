@@ -203,6 +203,8 @@ PROGRESS_EVENT_RETENTION_HOURS = env.int("PROGRESS_EVENT_RETENTION_HOURS", defau
 EVENT_RELAY_INTERVAL = env.float("EVENT_RELAY_INTERVAL", default=0.1)
 EVENT_RELAY_GAP_GRACE = env.float("EVENT_RELAY_GAP_GRACE", default=2.0)
 ENGINE_HEARTBEAT_TIMEOUT = env.int("ENGINE_HEARTBEAT_TIMEOUT", default=60)
+# Workers beat from the once-a-minute dispatch schedule, so they are stale only after a few minutes.
+WORKER_HEARTBEAT_TIMEOUT = env.int("WORKER_HEARTBEAT_TIMEOUT", default=180)
 # Extra backend modules to import at start-up (each registers itself); used by tests and plugins.
 EXTRA_BACKEND_MODULES = env.list("EXTRA_BACKEND_MODULES", default=[])
 

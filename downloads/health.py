@@ -66,13 +66,21 @@ def queue_depth() -> dict[str, Any]:
         return {"broker": "unknown", "size": None, "error": type(exc).__name__}
 
 
+def stale_after(kind: str) -> int:
+    """Seconds without a beat before a process counts as stale. Workers beat from the once-a-minute
+    dispatch schedule, so they get their own, longer timeout."""
+    if kind == ProcessHeartbeat.Kind.WORKER:
+        return settings.WORKER_HEARTBEAT_TIMEOUT
+    return settings.ENGINE_HEARTBEAT_TIMEOUT
+
+
 def heartbeats(now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Every process heartbeat with its age; stale after ENGINE_HEARTBEAT_TIMEOUT seconds."""
+    """Every process heartbeat with its age and whether it is stale (see `stale_after`)."""
     now = now or timezone.now()
-    timeout = settings.ENGINE_HEARTBEAT_TIMEOUT
     rows = []
     for beat in ProcessHeartbeat.objects.order_by("kind", "name"):
         age = max(0.0, (now - beat.last_seen).total_seconds())
+        timeout = stale_after(beat.kind)
         rows.append(
             {
                 "kind": beat.kind,
@@ -163,15 +171,27 @@ def _last_line(result: Any, width: int = 300) -> str:
     return lines[-1][:width] if lines else ""
 
 
+def kinds_down(beats: list[dict[str, Any]]) -> list[str]:
+    """Kinds of process that have heartbeats but none fresh. A restarted process beats under a new name,
+    so the old row going stale alone is not an outage; every copy of a kind being stale is."""
+    seen: dict[str, bool] = {}
+    for beat in beats:
+        seen[beat["kind"]] = seen.get(beat["kind"], False) or not beat["stale"]
+    return sorted(kind for kind, alive in seen.items() if not alive)
+
+
 def snapshot(now: dt.datetime | None = None) -> dict[str, Any]:
-    """Everything on the health page, JSON-able; `ok` is False when any process is stale."""
+    """Everything on the health page, JSON-able; `ok` is False when every process of some kind is stale."""
     now = now or timezone.now()
     beats = heartbeats(now)
     newest = max_event_id()
+    down = kinds_down(beats)
     return {
         "generated_at": now.isoformat(),
-        "ok": not any(beat["stale"] for beat in beats),
+        "ok": not down,
+        "kinds_down": down,
         "heartbeat_timeout_seconds": settings.ENGINE_HEARTBEAT_TIMEOUT,
+        "worker_heartbeat_timeout_seconds": settings.WORKER_HEARTBEAT_TIMEOUT,
         "queue": queue_depth(),
         "heartbeats": beats,
         "max_event_id": newest,

@@ -27,8 +27,27 @@ def _beat(kind: str, name: str, seconds_ago: float, **info) -> ProcessHeartbeat:
 
 
 @pytest.mark.django_db
-def test_heartbeats_are_stale_after_the_timeout(settings):
+def test_workers_get_their_own_longer_timeout(settings):
+    settings.ENGINE_HEARTBEAT_TIMEOUT, settings.WORKER_HEARTBEAT_TIMEOUT = 60, 180
+    _beat("worker", "worker@a:1", 90)  # between two once-a-minute beats: alive
+    _beat("engine", "engine@a:1", 90)
+    beats = {b["name"]: b["stale"] for b in health.heartbeats()}
+    assert beats == {"worker@a:1": False, "engine@a:1": True}
+
+
+@pytest.mark.django_db
+def test_a_restarted_process_leaving_a_stale_row_is_not_an_outage(settings):
     settings.ENGINE_HEARTBEAT_TIMEOUT = 60
+    _beat("web", "web@a:1", 3600)  # the process before a restart
+    _beat("web", "web@a:2", 2)
+    _beat("engine", "engine@a:1", 3600)  # the only engine: down
+    snap = health.snapshot()
+    assert snap["ok"] is False and snap["kinds_down"] == ["engine"]
+
+
+@pytest.mark.django_db
+def test_heartbeats_are_stale_after_the_timeout(settings):
+    settings.ENGINE_HEARTBEAT_TIMEOUT, settings.WORKER_HEARTBEAT_TIMEOUT = 60, 180
     _beat("engine", "engine@a:1", 5)
     _beat("worker", "worker@a:2", 600)
     beats = {b["name"]: b for b in health.heartbeats()}
@@ -113,7 +132,7 @@ def test_health_page_renders_for_staff(admin_client, settings):
     body = response.content.decode()
     assert 'class="health-stale"' in body and "engine@dead:1" in body
     assert reverse("admin:downloads_job_change", args=[job.pk]) in body
-    assert "Some processes have not reported" in body
+    assert "No live engine process" in body
 
 
 @pytest.mark.django_db

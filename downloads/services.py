@@ -93,7 +93,6 @@ def _new_job(user, backend: str, parsed: intake.ParsedTorrent, *, magnet: str = 
     events.emit(job, EventKind.CREATED, Status.QUEUED, {"name": job.name, "backend": backend,
                                                          "batch": batch.pk if batch else None})
     billing.record_usage(user.pk, jobs=1)
-    transaction.on_commit(_kick_dispatcher)
     return job
 
 
@@ -108,6 +107,7 @@ def add_magnet(user, magnet: str, *, backend: str | None = None) -> Job:
     check_can_create(user, backend, parsed)
     job = _new_job(user, backend, parsed, magnet=magnet.strip())
     record_audit("job.create", actor=user, target=job, source="magnet", backend=backend)
+    transaction.on_commit(_kick_dispatcher)
     return job
 
 
@@ -118,6 +118,7 @@ def add_torrent(user, data: bytes, *, backend: str | None = None) -> Job:
     check_can_create(user, backend, parsed)
     job = _new_job(user, backend, parsed, torrent=data)
     record_audit("job.create", actor=user, target=job, source="torrent", backend=backend)
+    transaction.on_commit(_kick_dispatcher)
     return job
 
 
@@ -155,6 +156,7 @@ def add_batch(user, text: str, *, backend: str | None = None, name: str = "") ->
             for position, (line, parsed) in enumerate(parsed_lines, start=1)
         ]
         record_audit("batch.create", actor=user, target=batch, jobs=len(jobs), rejected=len(errors))
+        transaction.on_commit(_kick_dispatcher)  # once for the whole batch
     return BatchResult(batch, jobs, errors)
 
 
@@ -222,9 +224,13 @@ def set_reason(job: Job, code: str, message: str) -> None:
     if job.reason_code == code:
         return
     with transaction.atomic():
-        Job.objects.filter(pk=job.pk).update(reason_code=code, reason=message[:500])
+        # Conditional: two dispatchers seeing the same job at once must not both write the message.
+        changed = Job.objects.filter(pk=job.pk, status=job.status).exclude(reason_code=code).update(
+            reason_code=code, reason=message[:500]
+        )
         job.reason_code, job.reason = code, message[:500]
-        events.emit(job, EventKind.MESSAGE, code, {"status": job.status, "reason_code": code, "reason": message})
+        if changed:
+            events.emit(job, EventKind.MESSAGE, code, {"status": job.status, "reason_code": code, "reason": message})
 
 
 _PROGRESS_FIELDS = {"progress", "downloaded_bytes", "uploaded_bytes", "size_bytes", "download_rate",

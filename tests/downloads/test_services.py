@@ -157,3 +157,21 @@ def test_api_key_factory_makes_usable_keys():
 
     first, second = ApiKeyFactory(), ApiKeyFactory()
     assert first.key_hash != second.key_hash
+
+
+@pytest.mark.django_db
+def test_a_reason_is_written_once_even_by_two_dispatchers_with_stale_copies(user):
+    job = JobFactory(user=user)
+    stale_copy = Job.objects.get(pk=job.pk)
+    services.set_reason(job, "no_backend", "No backend yet.")
+    services.set_reason(stale_copy, "no_backend", "No backend yet.")
+    assert JobEvent.objects.filter(job_id=job.pk, kind="message").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_batch_kicks_the_dispatcher_once(user, django_capture_on_commit_callbacks, monkeypatch):
+    kicked = []
+    monkeypatch.setattr(services, "_kick_dispatcher", lambda: kicked.append(1))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.add_batch(user, "\n".join(f"magnet:?xt=urn:btih:{i:040x}" for i in range(1, 4)))
+    assert kicked == [1]

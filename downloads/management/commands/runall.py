@@ -6,6 +6,7 @@ others are stopped too and the exit code is non-zero, so a supervisor (or the us
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -82,12 +83,17 @@ class Command(BaseCommand):
 
     @staticmethod
     def _terminate(children) -> None:
+        # SIGTERM to each main process only: it stops its own children (qcluster's workers get confused
+        # and shut down slowly when they receive the signal directly). Whatever is left after the grace
+        # period, the whole group, is killed.
         for proc in children.values():
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                proc.terminate()
         deadline = time.monotonic() + 15
         for proc in children.values():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                pass
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

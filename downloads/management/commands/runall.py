@@ -91,9 +91,7 @@ class Command(BaseCommand):
                 proc.terminate()
         deadline = time.monotonic() + 15
         for proc in children.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -22,6 +22,7 @@ from accounts.services import check_can_create_jobs
 from billing import services as billing
 from config.crypto import keyed_hash
 from config.errors import Conflict, DomainError
+from config.logging import request_id_var
 from downloads import backends, events, intake
 from downloads.models import (
     ACTIVE,
@@ -165,7 +166,8 @@ def _kick_dispatcher() -> None:
     from django_q.tasks import async_task
 
     try:
-        async_task("downloads.tasks.dispatch", group="dispatch")
+        # The request id travels with the task, so the worker's log lines match the user's request.
+        async_task("downloads.tasks.dispatch", group="dispatch", request_id=request_id_var.get())
     except Exception:  # the schedule picks the job up anyway; never fail a request over this
         log.warning("could not enqueue dispatch", exc_info=True)
 

@@ -1,27 +1,65 @@
-"""django-q2 entry points: thin wrappers that call services. Tasks take ids and primitives only."""
+"""django-q2 entry points: thin wrappers that call services. Tasks take ids and primitives only.
+
+Every task runs through `task`, the one runner wrapper: it gives the task's log lines a request id (the
+enqueuing request's, when there is one, so a user's click and the worker's reaction share it), logs the
+outcome and lets failures reach django-q2 (which records them for the health page).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Callable
 
 from django.conf import settings
 from django.utils import timezone
 
 from billing import services as billing
+from config.logging import request_id_var
 from downloads import dispatch as dispatching
 from downloads import heartbeats
 from downloads.models import EventKind, JobEvent, ProcessHeartbeat
 
+log = logging.getLogger(__name__)
 
+
+def task(func: Callable[..., int]) -> Callable[..., int]:
+    @functools.wraps(func)
+    def run(*args, request_id: str | None = None, **kwargs) -> int:
+        token = request_id_var.set(request_id or f"task-{uuid.uuid4().hex[:16]}")
+        started = time.monotonic()
+        try:
+            result = func(*args, **kwargs)
+        except Exception:
+            log.exception("task failed", extra={"task": func.__name__})
+            raise
+        else:
+            # Quiet when there was nothing to do: dispatch and sync run every minute.
+            log.log(logging.INFO if result else logging.DEBUG, "task done",
+                    extra={"task": func.__name__, "result": result,
+                           "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+            return result
+        finally:
+            request_id_var.reset(token)
+
+    return run
+
+
+@task
 def dispatch() -> int:
     heartbeats.beat(ProcessHeartbeat.Kind.WORKER)
     return dispatching.dispatch_queued()
 
 
+@task
 def sync() -> int:
     return dispatching.sync_running()
 
 
+@task
 def prune_progress_events() -> int:
     """Progress ticks are only useful live; status changes and messages are history and stay."""
     cutoff = timezone.now() - dt.timedelta(hours=settings.PROGRESS_EVENT_RETENTION_HOURS)
@@ -29,10 +67,12 @@ def prune_progress_events() -> int:
     return deleted
 
 
+@task
 def apply_retention() -> int:
     return billing.apply_retention()
 
 
+@task
 def forget_stale_heartbeats() -> int:
     """Processes that stopped a day ago are history, not health."""
     return heartbeats.forget_stale(timezone.now() - dt.timedelta(days=1))

@@ -39,3 +39,37 @@ def test_dispatch_task_beats_as_worker_and_stale_heartbeats_are_forgotten():
     heartbeats.beat("engine", name="engine@fresh")
     assert tasks.forget_stale_heartbeats() == 1
     assert list(ProcessHeartbeat.objects.values_list("name", flat=True)) == ["engine@fresh"]
+
+
+@pytest.mark.django_db
+def test_tasks_log_with_the_enqueuing_request_id(caplog):
+    from config.logging import request_id_var
+
+    with caplog.at_level("DEBUG", logger="downloads.tasks"):
+        tasks.dispatch(request_id="req-abc")
+        tasks.prune_progress_events()
+    done = [r for r in caplog.records if r.getMessage() == "task done"]
+    # The filter that stamps ids runs on the handler; read the id the task set while it ran.
+    assert [r.task for r in done] == ["dispatch", "prune_progress_events"]
+    assert request_id_var.get() == "-"  # restored after each task
+
+
+def test_task_runs_under_the_given_request_id():
+    from config.logging import request_id_var
+
+    @tasks.task
+    def probe() -> int:
+        return len(request_id_var.get())
+
+    assert probe(request_id="req-abc") == len("req-abc")
+    assert probe() == len("task-") + 16
+
+
+def test_task_failures_propagate_and_are_logged(caplog):
+    @tasks.task
+    def broken() -> int:
+        raise RuntimeError("boom")
+
+    with caplog.at_level("ERROR"), pytest.raises(RuntimeError):
+        broken()
+    assert "task failed" in caplog.text

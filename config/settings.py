@@ -25,7 +25,9 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 DOWNLOADS_DIR = DATA_DIR / "downloads"
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="") or load_or_create_key(DATA_DIR / "secret_key", "SECRET_KEY")
+SECRET_KEY = env.str("SECRET_KEY", default="") or load_or_create_key(
+    DATA_DIR / "secret_key", "SECRET_KEY", losing_it="Without it sessions and download links stop working."
+)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
@@ -148,12 +150,16 @@ CHANNEL_LAYERS = {
 
 # --- Encryption at rest ---------------------------------------------------------------------------
 FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY", default=[]) or [
-    load_or_create_key(DATA_DIR / "field_encryption.key", "FIELD_ENCRYPTION_KEY", fernet=True)
+    load_or_create_key(
+        DATA_DIR / "field_encryption.key", "FIELD_ENCRYPTION_KEY", fernet=True,
+        losing_it="Without it the encrypted data (magnets, passwords, tokens) cannot be read.",
+    )
 ]
 # Key of the HMACs stored beside encrypted values that must be found by equality (info-hashes).
 # Separate from the encryption keys so rotating those does not orphan the lookups; never change it.
 LOOKUP_HASH_KEY = env.str("LOOKUP_HASH_KEY", default="") or load_or_create_key(
-    DATA_DIR / "lookup_hash.key", "LOOKUP_HASH_KEY"
+    DATA_DIR / "lookup_hash.key", "LOOKUP_HASH_KEY",
+    losing_it="Without it duplicate detection and the info-hash blocklist stop matching.",
 )
 
 # --- Accounts -------------------------------------------------------------------------------------

@@ -101,3 +101,17 @@ def test_access_log_line_masks_download_tokens(client, caplog):
     records = [r for r in caplog.records if r.name == "flotilla.access"]
     assert records and "SECRETTOKEN123" not in caplog.text
     assert records[0].getMessage() == f"GET /d/f/[token]/file.bin {records[0].status}"
+
+
+def test_key_file_written_by_a_concurrent_process_is_read_not_overwritten(tmp_path, monkeypatch):
+    from config import keys
+
+    path = tmp_path / "k"
+    real_open = keys.os.open
+
+    def racing_open(p, flags, mode=0o777):
+        Path(p).write_text("theirs\n")  # the other process wins between our exists() and open()
+        return real_open(p, flags, mode)
+
+    monkeypatch.setattr(keys.os, "open", racing_open)
+    assert keys.load_or_create_key(path, "K") == "theirs"

@@ -6,12 +6,13 @@ from django.db.models import Prefetch
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.decorators import action
+from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
 from config.errors import ValidationFailed
-from downloads import services
+from downloads import health, services
 from downloads.models import Batch, Job, Status
 from downloads.serializers import (
     BatchCreateSerializer,
@@ -150,3 +151,11 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             "errors": result.errors,
         }
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(responses={200: dict})
+@api_view(["GET"])
+@permission_classes([IsAdminUser])
+def health_snapshot(request):
+    """Admins only: the health page's figures, for monitors holding an admin's API key."""
+    return Response(health.snapshot())

@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from downloads.api import BatchViewSet, JobViewSet
+from downloads.api import BatchViewSet, JobViewSet, health_snapshot
 
 router = SimpleRouter()
 router.register("jobs", JobViewSet, basename="job")
@@ -9,5 +9,6 @@ router.register("batches", BatchViewSet, basename="batch")
 
 urlpatterns = [
     path("", include("downloads.delivery_api_urls")),
+    path("admin/health/", health_snapshot, name="api-health"),
     *router.urls,
 ]

@@ -160,3 +160,18 @@ def test_health_is_staff_only(client, user, query):
 def test_admin_index_links_the_health_page(admin_client):
     body = admin_client.get(reverse("admin:index")).content.decode()
     assert 'href="/admin/health/"' in body
+
+
+@pytest.mark.django_db
+def test_health_api_for_monitors_with_an_admin_key(admin_user, user):
+    from rest_framework.test import APIClient
+
+    from tests.accounts.factories import ApiKeyFactory
+
+    ApiKeyFactory(user=admin_user, raw="flt_monitor_admin_key")
+    ApiKeyFactory(user=user, raw="flt_monitor_user_key")
+    client = APIClient()
+    body = client.get("/api/v1/admin/health/", HTTP_X_API_KEY="flt_monitor_admin_key").json()
+    assert "ok" in body and "queue" in body
+    response = client.get("/api/v1/admin/health/", HTTP_X_API_KEY="flt_monitor_user_key")
+    assert response.status_code == 403 and response.json()["code"] == "permission_denied"

@@ -96,15 +96,19 @@ def check_new_job(user, backend: str, size: int | None) -> Plan:
             "monthly_transfer_bytes",
             f"You used this month's transfer allowance ({human_bytes(plan.monthly_transfer_bytes)}).",
         )
-    if plan.max_storage_bytes and storage_committed(user) >= plan.max_storage_bytes:
+    used = storage_committed(user) if plan.max_storage_bytes else 0
+    if plan.max_storage_bytes and used >= plan.max_storage_bytes:
         raise QuotaExceeded("max_storage_bytes", f"Your storage is full ({human_bytes(plan.max_storage_bytes)}).")
     if size is not None:
-        check_size(user, size, plan=plan)
+        check_size(user, size, plan=plan, used=used)
     return plan
 
 
-def check_size(user, size: int, *, plan: Plan | None = None, exclude_job_id: int | None = None) -> None:
-    """Refuse a job whose size is over the single-job limit or the storage the user has left."""
+def check_size(user, size: int, *, plan: Plan | None = None, exclude_job_id: int | None = None,
+               used: int | None = None) -> None:
+    """Refuse a job whose size is over the single-job limit or the storage the user has left.
+
+    `used` may be passed when the caller already summed the storage (one aggregate, not two)."""
     plan = plan or current_plan(user)
     if plan.max_job_size_bytes and size > plan.max_job_size_bytes:
         raise QuotaExceeded(
@@ -112,7 +116,9 @@ def check_size(user, size: int, *, plan: Plan | None = None, exclude_job_id: int
             f"This download is {human_bytes(size)}; your plan allows {human_bytes(plan.max_job_size_bytes)} per job.",
         )
     if plan.max_storage_bytes:
-        free = plan.max_storage_bytes - storage_committed(user, exclude_job_id=exclude_job_id)
+        if used is None:
+            used = storage_committed(user, exclude_job_id=exclude_job_id)
+        free = plan.max_storage_bytes - used
         if size > free:
             raise QuotaExceeded(
                 "max_storage_bytes",

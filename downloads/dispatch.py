@@ -30,6 +30,7 @@ def retry_delay(attempts: int) -> dt.timedelta:
 def dispatch_queued(limit: int = 500) -> int:
     """Submit queued jobs whose backend pushes (Seedr, servers); say why the others wait. Returns submits."""
     submitted = 0
+    full: set[int] = set()  # users found without a free slot: their later jobs wait without another query
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
     queued = Job.objects.filter(due, status=Status.QUEUED).select_related("user").order_by("id")[:limit]
     for job in queued:
@@ -42,7 +43,8 @@ def dispatch_queued(limit: int = 500) -> int:
             continue
         if backend.pulls_jobs:
             continue  # the engine claims its own jobs, checking slots itself
-        if not has_free_slot(job.user):
+        if job.user_id in full or not has_free_slot(job.user):
+            full.add(job.user_id)
             services.set_reason(job, WAITING_FOR_SLOT, "Waiting for one of your active downloads to finish.")
             continue
         if _submit(backend, job):

@@ -8,7 +8,6 @@ here, before anything is stored.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -270,13 +269,6 @@ def _announce_list(meta: dict) -> list[str]:
 
 def encode_torrent(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def decode_torrent(stored: str) -> bytes:
-    try:
-        return base64.b64decode(stored, validate=True)
-    except binascii.Error as exc:  # pragma: no cover - we wrote it ourselves
-        raise ValueError("stored torrent is not base64") from exc
 
 
 def split_batch(text: str) -> list[tuple[int, str]]:

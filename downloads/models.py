@@ -13,12 +13,16 @@ Job status diagram (the table `TRANSITIONS` below is the single source of truth)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from config.crypto import EncryptedCharField, EncryptedTextField
+
+if TYPE_CHECKING:
+    from downloads.events import EventMessage
 
 
 class IllegalTransition(Exception):
@@ -49,6 +53,11 @@ ACTIVE = frozenset(
     {S.STARTING, S.FETCHING_METADATA, S.DOWNLOADING, S.SEEDING, S.TRANSFERRING, S.PROCESSING, S.WAITING}
 )
 RUNNING = ACTIVE - {S.WAITING}
+# What each user action applies to (the services enforce these; the pages show buttons from them).
+PAUSABLE = ACTIVE | {S.QUEUED}
+RESUMABLE = frozenset({S.PAUSED})
+CANCELLABLE = frozenset(Status) - TERMINAL
+RETRYABLE = frozenset({S.FAILED, S.CANCELLED})
 # Everything a running job may end in or be stopped by.
 _EXITS = {S.PAUSED, S.CANCELLED, S.FAILED}
 
@@ -246,7 +255,7 @@ class JobEvent(models.Model):
             raise TypeError("Job events are append-only.")
         super().save(*args, **kwargs)
 
-    def as_message(self) -> dict:
+    def as_message(self) -> EventMessage:
         """The typed payload sent to websocket clients (see downloads/events.py)."""
         return {
             "id": self.pk,

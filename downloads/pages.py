@@ -17,7 +17,7 @@ from billing.presentation import usage_meters
 from billing.services import usage_summary
 from config.formatting import human_bytes, human_eta, human_rate
 from downloads import backends, services
-from downloads.models import ACTIVE, TERMINAL, EventKind, Job, JobEvent, Status
+from downloads.models import ACTIVE, CANCELLABLE, PAUSABLE, RESUMABLE, RETRYABLE, EventKind, Job, JobEvent, Status
 
 PAGE_SIZE = 50
 SECRET_FIELDS = ("magnet", "torrent", "info_hash")
@@ -25,10 +25,10 @@ SERVER_FILE_LIMIT = 500
 
 # Which action buttons a job shows, by status (the services refuse the rest anyway).
 ACTION_STATUSES: dict[str, list[str]] = {
-    "pause": sorted(ACTIVE | {Status.QUEUED}),
-    "resume": [Status.PAUSED],
-    "cancel": sorted(set(Status.values) - TERMINAL),
-    "retry": [Status.FAILED, Status.CANCELLED],
+    "pause": sorted(PAUSABLE),
+    "resume": sorted(RESUMABLE),
+    "cancel": sorted(CANCELLABLE),
+    "retry": sorted(RETRYABLE),
     "delete": list(Status.values),
 }
 

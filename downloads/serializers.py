@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from downloads.models import Batch, Job, JobEvent, JobFile, Status
+from downloads.models import Batch, Job, JobFile, Status
 
 
 class JobFileSerializer(serializers.ModelSerializer):
@@ -14,15 +14,6 @@ class JobFileSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobFile
         fields = ["id", "path", "size_bytes", "completed_bytes", "mime_type", "is_complete"]
-
-
-class JobEventSerializer(serializers.ModelSerializer):
-    job = serializers.IntegerField(source="job_id")
-    ts = serializers.DateTimeField(source="created_at")
-
-    class Meta:
-        model = JobEvent
-        fields = ["id", "ts", "job", "kind", "code", "data"]
 
 
 class JobSerializer(serializers.ModelSerializer):

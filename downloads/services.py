@@ -26,6 +26,10 @@ from config.logging import request_id_var
 from downloads import backends, events, intake
 from downloads.models import (
     ACTIVE,
+    CANCELLABLE,
+    PAUSABLE,
+    RESUMABLE,
+    RETRYABLE,
     TERMINAL,
     Batch,
     BlockedInfoHash,
@@ -52,23 +56,31 @@ class StaleJob(Conflict):
 # --- intake ---------------------------------------------------------------------------------------
 
 
-def check_user_may_add(user) -> None:
+def check_account_may_add(user, backend: str) -> None:
+    """What holds for the account whatever the torrent: policy, verification, backend, plan and quota."""
     if not user.has_accepted_policy:
         raise PolicyNotAccepted("Accept the acceptable-use policy before adding downloads.")
     check_can_create_jobs(user)  # email verification, when the operator requires it
-
-
-def check_can_create(user, backend: str, parsed: intake.ParsedTorrent) -> None:
-    """Everything that must hold before a job exists: policy, backend, blocklist, duplicates, quota."""
-    check_user_may_add(user)
     if not _BACKEND_NAME.fullmatch(backend):
         raise DomainError(f"Unknown backend '{backend[:40]}'.", code="unknown_backend")
+    billing.check_new_job(user, backend, None)
+
+
+def check_torrent_allowed(user, parsed: intake.ParsedTorrent) -> None:
+    """What holds for this torrent: not blocked, not already running for the user, size within quota."""
     digest = keyed_hash(parsed.info_hash)
     if BlockedInfoHash.objects.filter(info_hash_hmac=digest).exists():
         raise DomainError("This torrent is blocked on this server.", code="blocked", http_status=403)
     if Job.objects.for_user(user).unfinished().filter(info_hash_hmac=digest).exists():
         raise Conflict("You already have this torrent in your downloads.", code="duplicate")
-    billing.check_new_job(user, backend, parsed.size)
+    if parsed.size is not None:
+        billing.check_size(user, parsed.size)
+
+
+def check_can_create(user, backend: str, parsed: intake.ParsedTorrent) -> None:
+    """Everything that must hold before a job exists."""
+    check_account_may_add(user, backend)
+    check_torrent_allowed(user, parsed)
 
 
 _BACKEND_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}(:[0-9]{1,12})?")
@@ -134,7 +146,7 @@ def add_batch(user, text: str, *, backend: str | None = None, name: str = "") ->
     """Validate every line; queue the valid ones, in order, as one Batch; report per-line errors."""
     lines = intake.split_batch(text)
     backend = _resolve_backend(backend)
-    check_user_may_add(user)  # once for the batch, not once per line
+    check_account_may_add(user, backend)  # once for the batch; per line only what depends on the torrent
     parsed_lines, errors = [], []
     seen: set[str] = set()
     for number, line in lines:
@@ -142,7 +154,7 @@ def add_batch(user, text: str, *, backend: str | None = None, name: str = "") ->
             parsed = intake.parse_magnet(line)
             if parsed.info_hash in seen:
                 raise Conflict("The same torrent appears earlier in this batch.", code="duplicate")
-            check_can_create(user, backend, parsed)
+            check_torrent_allowed(user, parsed)
         except DomainError as exc:
             errors.append({"line": number, "code": exc.code, "detail": exc.detail})
             continue
@@ -306,7 +318,7 @@ def _backend_call(job: Job, action: str, **kwargs) -> None:
 
 
 def pause_job(user, job: Job) -> Job:
-    if job.status not in TRANSITIONS_TO_PAUSE:
+    if job.status not in PAUSABLE:
         raise Conflict(f"A {job.get_status_display().lower()} job cannot be paused.", code="illegal_transition")
     _backend_call(job, "pause")
     change_status(job, Status.PAUSED, reason_code="paused_by_user", reason="Paused.")
@@ -315,7 +327,7 @@ def pause_job(user, job: Job) -> Job:
 
 
 def resume_job(user, job: Job) -> Job:
-    if job.status != Status.PAUSED:
+    if job.status not in RESUMABLE:
         raise Conflict("Only a paused job can be resumed.", code="illegal_transition")
     _backend_call(job, "resume")
     # Back to the queue: the backend (or the engine's claim) takes it from there, respecting slots.
@@ -327,7 +339,7 @@ def resume_job(user, job: Job) -> Job:
 
 
 def cancel_job(user, job: Job, *, delete_data: bool = False) -> Job:
-    if job.is_terminal:
+    if job.status not in CANCELLABLE:
         raise Conflict(f"The job is already {job.get_status_display().lower()}.", code="illegal_transition")
     _backend_call(job, "cancel", delete_data=delete_data)
     change_status(job, Status.CANCELLED, reason_code="cancelled_by_user", reason="Cancelled.")
@@ -338,7 +350,7 @@ def cancel_job(user, job: Job, *, delete_data: bool = False) -> Job:
 
 
 def retry_job(user, job: Job) -> Job:
-    if job.status not in (Status.FAILED, Status.CANCELLED):
+    if job.status not in RETRYABLE:
         raise Conflict("Only a failed or cancelled job can be retried.", code="illegal_transition")
     billing.check_new_job(job.user, job.backend, job.size_bytes if job.data_deleted_at else None)
     change_status(job, Status.QUEUED, reason_code="retried", reason="Queued again.", remote_id="", attempts=0,
@@ -359,9 +371,6 @@ def delete_job(user, job: Job) -> None:
         record_audit("job.delete", actor=user, target=job)
         job.delete()
     _remove_tree(settings.DOWNLOADS_DIR / str(job.user_id) / str(job_id))
-
-
-TRANSITIONS_TO_PAUSE = ACTIVE | {Status.QUEUED}
 
 
 def remove_job_data(job: Job, *, reason_code: str, reason: str, actor=None) -> None:

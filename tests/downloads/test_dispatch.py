@@ -259,3 +259,15 @@ class TestSyncRunning:
         assert snapshot["cancelled"] == [{"job": job.pk, "delete_data": True}]
         assert refreshed(job).status == Status.CANCELLED
         assert dispatch.sync_running() == 0  # nothing left to sync
+
+
+@pytest.mark.django_db
+def test_a_full_user_costs_one_slot_check_per_run(loopback, user, django_assert_max_num_queries):
+    PlanAssignmentFactory(user=user, plan=PlanFactory(max_active_jobs=1, allowed_backends=["loopback"]))
+    JobFactory(user=user, status=Status.DOWNLOADING, backend="loopback")
+    waiting = [JobFactory(user=user, backend="loopback") for _ in range(10)]
+    dispatch.dispatch_queued()  # the first run writes each job's reason
+    # The next run: the queued list, then one plan lookup and one count for the user, nothing per job.
+    with django_assert_max_num_queries(4):
+        dispatch.dispatch_queued()
+    assert {j.reason_code for j in Job.objects.filter(pk__in=[w.pk for w in waiting])} == {"waiting_for_slot"}

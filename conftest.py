@@ -6,6 +6,15 @@ from rest_framework.test import APIClient
 from tests.accounts.factories import UserFactory
 
 
+def pytest_configure(config):
+    """In-process tests render templates without running collectstatic: plain static storage.
+    (Real daphne subprocesses keep the manifest storage; tests/browser runs collectstatic for them.)"""
+    from django.conf import settings
+
+    settings.STORAGES = {**settings.STORAGES,
+                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(settings, tmp_path):
     """Each test gets its own DATA_DIR/downloads; nothing touches the developer's var/."""

@@ -8,7 +8,6 @@ django-q2 broker and the cache. Every setting is listed with its default in READ
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import environ
@@ -249,7 +248,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-if "pytest" in sys.modules or DEBUG:
+if DEBUG:  # runserver-style use without collectstatic
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 WHITENOISE_USE_FINDERS = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=TORRENT_MAX_BYTES + 1024 * 1024)

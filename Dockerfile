@@ -23,7 +23,7 @@ RUN DATA_DIR=/tmp/build-data SECRET_KEY=build FIELD_ENCRYPTION_KEY=$(python -c "
 ENV STATIC_ROOT=/app/staticfiles
 USER flotilla
 VOLUME ["/data"]
-EXPOSE 8000
+EXPOSE 8000 6881/tcp 6881/udp
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,os;urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\",\"8000\")}/healthz',timeout=4)" || exit 1
 ENTRYPOINT ["/usr/bin/tini", "--"]
 # Default: the web process. Compose overrides the command for worker and engine.

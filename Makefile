@@ -6,9 +6,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the real-process tests drive (browser tests: Chromium).
-TEST_DEBS := chromium
-TEST_BINS := chromium
+# Debian packages the real-process tests drive (browser tests: Chromium; servers tests: the three daemons).
+TEST_DEBS := chromium transmission-daemon rtorrent qbittorrent-nox
+TEST_BINS := chromium transmission-daemon rtorrent qbittorrent-nox
 
 .PHONY: run test test-fast lint venv venv-test debs-test bench clean
 
@@ -47,6 +47,10 @@ bench: venv-test
 	$(BIN)/python bench/event_latency.py
 	$(BIN)/python bench/jobs_list.py
 	$(BIN)/python bench/zip_memory.py
+	$(BIN)/python bench/swarm_throughput.py
+	$(BIN)/python bench/engine_throughput.py
+	$(BIN)/python bench/servers_poll.py
+	$(BIN)/python bench/seedr_transfer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

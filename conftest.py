@@ -5,6 +5,9 @@ from rest_framework.test import APIClient
 
 from tests.accounts.factories import UserFactory
 
+# Real BitTorrent swarm fixtures (tracker, seeder, swarm, leecher); plugins may only be declared here.
+pytest_plugins = ["tests.swarm"]
+
 
 def pytest_configure(config):
     """In-process tests render templates without running collectstatic: plain static storage.

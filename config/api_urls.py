@@ -6,4 +6,6 @@ urlpatterns = [
     path("", include("accounts.api_urls")),
     path("", include("billing.api_urls")),
     path("", include("downloads.api_urls")),
+    path("", include("seedr.api_urls")),
+    path("", include("servers.api_urls")),
 ]

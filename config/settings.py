@@ -8,6 +8,7 @@ django-q2 broker and the cache. Every setting is listed with its default in READ
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import environ
@@ -67,6 +68,8 @@ INSTALLED_APPS = [
     "accounts",
     "billing",
     "downloads",
+    "seedr",
+    "servers",
 ]
 
 MIDDLEWARE = [
@@ -96,6 +99,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "seedr.context_processors.seedr",
+                "servers.context_processors.servers",
             ],
         },
     },
@@ -207,11 +212,58 @@ PROGRESS_EVENT_INTERVAL = env.float("PROGRESS_EVENT_INTERVAL", default=1.0)
 PROGRESS_EVENT_RETENTION_HOURS = env.int("PROGRESS_EVENT_RETENTION_HOURS", default=24)
 EVENT_RELAY_INTERVAL = env.float("EVENT_RELAY_INTERVAL", default=0.1)
 EVENT_RELAY_GAP_GRACE = env.float("EVENT_RELAY_GAP_GRACE", default=2.0)
+# Seconds between two syncs of remote backends (Seedr, servers) while any of their jobs is active.
+SYNC_INTERVAL = env.float("SYNC_INTERVAL", default=3.0)
 ENGINE_HEARTBEAT_TIMEOUT = env.int("ENGINE_HEARTBEAT_TIMEOUT", default=60)
 # Workers beat from the once-a-minute dispatch schedule, so they are stale only after a few minutes.
 WORKER_HEARTBEAT_TIMEOUT = env.int("WORKER_HEARTBEAT_TIMEOUT", default=180)
+
+# --- Built-in engine (manage.py runengine) ---------------------------------------------------------
+# Jobs are claimed under this name. It stays the same across restarts, so a restarted engine takes its
+# own jobs back at once; a second engine on the same host needs its own name.
+ENGINE_NAME = env.str("ENGINE_NAME", default="") or f"engine@{socket.gethostname()}"
+ENGINE_LISTEN_INTERFACES = env.str("ENGINE_LISTEN_INTERFACES", default="0.0.0.0:6881,[::]:6881")
+ENGINE_DOWNLOAD_RATE_LIMIT = env.int("ENGINE_DOWNLOAD_RATE_LIMIT", default=0)  # bytes/s, 0 = unlimited
+ENGINE_UPLOAD_RATE_LIMIT = env.int("ENGINE_UPLOAD_RATE_LIMIT", default=0)
+ENGINE_CONNECTIONS_LIMIT = env.int("ENGINE_CONNECTIONS_LIMIT", default=200)
+ENGINE_MAX_TORRENTS = env.int("ENGINE_MAX_TORRENTS", default=20)
+ENGINE_DHT = env.bool("ENGINE_DHT", default=True)
+ENGINE_LSD = env.bool("ENGINE_LSD", default=True)
+ENGINE_UPNP = env.bool("ENGINE_UPNP", default=True)
+ENGINE_NATPMP = env.bool("ENGINE_NATPMP", default=True)
+ENGINE_POLL_INTERVAL = env.float("ENGINE_POLL_INTERVAL", default=0.5)
+ENGINE_RESUME_SAVE_INTERVAL = env.float("ENGINE_RESUME_SAVE_INTERVAL", default=30.0)
+# Raw libtorrent settings_pack names → values (JSON), applied last: the escape hatch for tuning.
+ENGINE_LIBTORRENT_SETTINGS = env.json("ENGINE_LIBTORRENT_SETTINGS", default={})
+ENGINE_STATE_DIR = DATA_DIR / "engine"
 # Extra backend modules to import at start-up (each registers itself); used by tests and plugins.
 EXTRA_BACKEND_MODULES = env.list("EXTRA_BACKEND_MODULES", default=[])
+
+# --- Seedr.cc backend (seedr/) -------------------------------------------------------------------
+SEEDR_ENABLED = env.bool("SEEDR_ENABLED", default=True)
+# Seedr jobs running at once per user (a free Seedr account downloads one torrent at a time).
+SEEDR_BATCH_CONCURRENCY = env.int("SEEDR_BATCH_CONCURRENCY", default=1)
+# Where finished Seedr downloads are streamed before being moved into DATA_DIR/downloads (same filesystem
+# keeps that move a rename).
+SEEDR_TEMP_DIR = Path(env.str("SEEDR_TEMP_DIR", default=str(DATA_DIR / "seedr-tmp")))
+SEEDR_SIZE_LIMIT_MB = env.int("SEEDR_SIZE_LIMIT_MB", default=0)  # largest Seedr download brought home; 0 = any
+SEEDR_STALL_TIMEOUT = env.int("SEEDR_STALL_TIMEOUT", default=1800)  # seconds at 0 % before a magnet fails
+SEEDR_MULTIFILE_MODE = env.str("SEEDR_MULTIFILE_MODE", default="files")  # "files" (resumable) or "archive"
+SEEDR_INSIGHTS_MINUTES = env.int("SEEDR_INSIGHTS_MINUTES", default=15)
+SEEDR_API_URL = env.str("SEEDR_API_URL", default="https://www.seedr.cc/api")
+SEEDR_OAUTH_URL = env.str("SEEDR_OAUTH_URL", default="https://www.seedr.cc/oauth_test")
+
+# --- The user's own torrent servers (servers/) ---------------------------------------------------
+# Servers on loopback/private/link-local addresses and rTorrent unix sockets: your own servers usually live
+# on your own network; turn it off on a shared instance where users must not reach the host's network.
+SERVERS_ALLOW_INTERNAL = env.bool("SERVERS_ALLOW_INTERNAL", default=True)
+SERVERS_TIMEOUT = env.float("SERVERS_TIMEOUT", default=10.0)  # seconds per request to a server
+SERVERS_LIST_CONCURRENCY = env.int("SERVERS_LIST_CONCURRENCY", default=8)  # servers asked at once for a listing
+# Adding a torrent by URL: Flotilla fetches it (SSRF rules in downloads/fetch.py).
+TORRENT_URL_ALLOW_INTERNAL = env.bool("TORRENT_URL_ALLOW_INTERNAL", default=False)
+TORRENT_URL_ALLOWED_NETWORKS = env.list("TORRENT_URL_ALLOWED_NETWORKS", default=[])  # CIDRs allowed anyway
+TORRENT_URL_MAX_REDIRECTS = env.int("TORRENT_URL_MAX_REDIRECTS", default=5)
+TORRENT_URL_TIMEOUT = env.float("TORRENT_URL_TIMEOUT", default=15.0)
 
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -278,5 +330,8 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        # httpx logs every request URL at INFO; Seedr's carry the access token and signed file links.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }

@@ -14,4 +14,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("", include("billing.urls")),
     path("", include("downloads.urls")),
+    path("", include("seedr.urls")),
+    path("", include("servers.urls")),
 ]

@@ -93,6 +93,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         data = form.validated_data
         if data.get("magnet"):
             job = services.add_magnet(request.user, data["magnet"], backend=data.get("backend"))
+        elif data.get("url"):
+            job = services.add_url(request.user, data["url"], backend=data.get("backend"))
         else:
             job = services.add_torrent(request.user, data["torrent"].read(), backend=data.get("backend"))
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)

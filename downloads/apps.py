@@ -10,7 +10,11 @@ class DownloadsConfig(AppConfig):
     verbose_name = "Downloads"
 
     def ready(self):
+        from downloads import backends
+        from downloads.engine.backend import EngineBackend
         from downloads.schedules import ensure_schedules
+
+        backends.register(EngineBackend())
 
         post_migrate.connect(ensure_schedules, sender=self)
         # Plugins and test backends named in settings register themselves on import.

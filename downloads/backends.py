@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from downloads.models import Job
@@ -23,15 +23,45 @@ class BackendError(Exception):
         self.message, self.code, self.permanent = message, code, permanent
 
 
+class Wait(NamedTuple):
+    """Why a backend cannot take a queued job yet (machine code + human sentence); the job stays queued."""
+
+    code: str
+    message: str
+
+
 class Backend(ABC):
     kind: str = ""
     label: str = ""
     # A pulling backend (the built-in engine) claims queued jobs itself; the dispatcher does not submit.
     pulls_jobs: bool = False
 
+    def available(self) -> bool:
+        """Whether jobs of this kind can start now (a pulling backend: is any of its processes alive?)."""
+        return True
+
     def group_key(self, job: Job) -> Hashable:
         """Jobs with the same key are synced by one `sync` call (one remote call per account/server)."""
         return job.backend
+
+    def choices(self, user) -> list[tuple[str, str]]:
+        """What a user may pick for this kind in the add dialog: (backend name, label) pairs. A kind with
+        accounts of its own ("server:<id>") lists them; the default is the kind itself."""
+        return [(self.kind, self.label or self.kind)]
+
+    def validate_target(self, user, backend_name: str) -> None:
+        """Refuse (DomainError) a backend name this user may not create jobs on, e.g. another user's server.
+        Called at intake, before a job exists."""
+        return None
+
+    def may_start(self, job: Job) -> Wait | None:
+        """Asked by the dispatcher before it claims a queued job (after the plan's slot check).
+
+        Return a `Wait` to leave the job queued with that reason (a backend's own capacity: one Seedr
+        download at a time per user, a server's queue); None to go ahead. Cheap checks only: it runs for
+        every queued job on every dispatch. `submit` stays the authority (it may refuse transiently).
+        """
+        return None
 
     @abstractmethod
     def submit(self, job: Job) -> None:

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
+from config.formatting import human_rate
 from downloads.models import TERMINAL, Job, JobEvent, ProcessHeartbeat, Status
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,27 @@ def relay_lag(beats: list[dict[str, Any]], newest_event_id: int) -> list[dict[st
     return relays
 
 
+def engines(beats: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per engine process: torrents held, what they are doing, transfer rates (from its heartbeat)."""
+    rows = []
+    for beat in beats:
+        info = beat["info"] if isinstance(beat["info"], dict) else {}
+        if beat["kind"] != ProcessHeartbeat.Kind.ENGINE:
+            continue
+        rows.append({
+            "name": beat["name"],
+            "stale": beat["stale"],
+            "age_seconds": beat["age_seconds"],
+            **{key: info.get(key, 0) for key in ("torrents", "downloading", "seeding", "paused")},
+            "download_rate": info.get("download_rate", 0),
+            "upload_rate": info.get("upload_rate", 0),
+            "download_rate_human": human_rate(info.get("download_rate") or 0),
+            "upload_rate_human": human_rate(info.get("upload_rate") or 0),
+            "listen_port": info.get("listen_port"),
+        })
+    return rows
+
+
 def failed_recently(now: dt.datetime | None = None, *, limit: int = RECENT_LIMIT) -> dict[str, Any]:
     since = (now or timezone.now()) - FAILED_WINDOW
     jobs = failed_since(since)
@@ -196,6 +218,7 @@ def snapshot(now: dt.datetime | None = None) -> dict[str, Any]:
         "heartbeats": beats,
         "max_event_id": newest,
         "relays": relay_lag(beats, newest),
+        "engines": engines(beats),
         "failed_last_hour": failed_recently(now),
         "stuck_jobs": stuck_jobs(now).count(),
         "jobs_by_status": jobs_by_status(),

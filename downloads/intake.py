@@ -190,6 +190,8 @@ def _torrent_files(info: dict, name: str) -> list[TorrentFileEntry]:
         for raw in raw_files:
             if not isinstance(raw, dict):
                 raise IntakeError("The torrent's file list is malformed.", code="torrent_invalid")
+            if isinstance(raw.get(b"attr"), bytes) and b"p" in raw[b"attr"]:
+                continue  # a BEP 47 pad file: alignment filler, never written to disk by clients
             components = raw.get(b"path.utf-8") or raw.get(b"path")
             if not isinstance(components, list) or not components:
                 raise IntakeError("A file in the torrent has no path.", code="torrent_invalid")
@@ -267,8 +269,22 @@ def _announce_list(meta: dict) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def parse_metadata(info_section: bytes) -> ParsedTorrent:
+    """Validate an info dictionary fetched from peers (a magnet's metadata) exactly like an uploaded file.
+
+    libtorrent sanitises names on its own; checking the raw dictionary here is what lets the engine refuse a
+    torrent whose names try to leave the job folder instead of silently downloading it under other names.
+    """
+    return parse_torrent(b"d4:info" + info_section + b"e")
+
+
 def encode_torrent(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def decode_torrent(stored: str) -> bytes:
+    """The .torrent bytes of a job (stored as base64 in an encrypted column)."""
+    return base64.b64decode(stored)
 
 
 def split_batch(text: str) -> list[tuple[int, str]]:

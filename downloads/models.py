@@ -305,3 +305,18 @@ class ProcessHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Lease(models.Model):
+    """A named, expiring claim that one process holds at a time (the remote poller chain, a transfer).
+
+    Claimed and renewed by conditional UPDATEs (downloads/leases.py), so it works the same on SQLite and
+    PostgreSQL and a holder that dies simply lets it expire.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    holder = models.CharField(max_length=200, blank=True)
+    expires_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} → {self.holder or '-'}"

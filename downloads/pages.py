@@ -87,11 +87,15 @@ def job_card(job: Job) -> dict:
     }
 
 
-def backend_choices() -> list[dict]:
-    """Backends offered in the add dialog: the built-in engine first, then whatever registered itself."""
+def backend_choices(user) -> list[dict]:
+    """Backends offered in the add dialog: the built-in engine first, then whatever registered itself
+    (a kind with accounts of its own, like the user's servers, lists each one)."""
     choices = {"engine": BACKEND_LABELS["engine"]}
     for kind, backend in sorted(backends.registered().items()):
-        choices.setdefault(kind, backend.label or BACKEND_LABELS.get(kind, kind))
+        if kind in choices:
+            continue
+        for value, label in backend.choices(user):
+            choices.setdefault(value, label or BACKEND_LABELS.get(kind, kind))
     return [{"value": value, "label": label} for value, label in choices.items()]
 
 
@@ -137,22 +141,29 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if key not in FILTERS:
         key = "all"
     statuses = FILTERS[key][1]
+    choices = backend_choices(request.user)
+    labels = {c["value"]: c["label"] for c in choices}
+    backend = request.GET.get("backend", "")
+    backend = backend if backend in labels else ""
     # Secrets stay encrypted and unread: the cards never show them, and a stored .torrent can be megabytes.
     jobs = Job.objects.for_user(request.user).defer(*SECRET_FIELDS).order_by("-id")
     if statuses is not None:
         jobs = jobs.filter(status__in=statuses)
+    if backend:
+        jobs = jobs.filter(backend=backend)
     jobs = list(jobs[:PAGE_SIZE])
     return render(request, "downloads/dashboard.html", {
         "nav": "dashboard",
-        "cards": [job_card(job) for job in jobs],
+        "cards": [{**job_card(job), "backend_label": labels.get(job.backend, job.backend)} for job in jobs],
         "states": [job_state(job) for job in jobs],
         "filters": [{"key": k, "label": label} for k, (label, _) in FILTERS.items()],
         "filter": key,
         "filter_label": FILTERS[key][0],
         "usage": usage_meters(usage_summary(request.user)),
-        "backends": backend_choices(),
+        "backends": choices,
+        "backend_filter": backend,
         "torrent_max": human_bytes(settings.TORRENT_MAX_BYTES),
-        "config": _page_config(filter=statuses),
+        "config": _page_config(filter=statuses, backend=backend or None, backendLabels=labels),
         "blank_card": _blank_card(),
     })
 

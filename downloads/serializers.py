@@ -47,21 +47,28 @@ class JobDetailSerializer(JobSerializer):
         return [event.as_message() for event in recent_events(job)]
 
 
+URL_MAX_LENGTH = 4096
+
+
 def _backend_field():
     return serializers.CharField(required=False, max_length=64, allow_blank=True,
                                  help_text=f'"engine", "seedr" or "server:<id>"; default "{settings.DEFAULT_BACKEND}".')
 
 
 class JobCreateSerializer(serializers.Serializer):
-    """Either `magnet` (JSON or form) or `torrent` (multipart file), never both."""
+    """Exactly one of `magnet`, `url` (an http(s) link to a .torrent, fetched by Flotilla; JSON or form) or
+    `torrent` (multipart file)."""
 
     magnet = serializers.CharField(required=False, trim_whitespace=True, max_length=settings.MAGNET_MAX_LENGTH)
+    url = serializers.CharField(required=False, trim_whitespace=True, max_length=URL_MAX_LENGTH,
+                                help_text="An http(s) link to a .torrent file (or one that redirects to a magnet).")
     torrent = serializers.FileField(required=False, allow_empty_file=True)
     backend = _backend_field()
 
     def validate(self, attrs):
-        if bool(attrs.get("magnet")) == bool(attrs.get("torrent")):
-            raise serializers.ValidationError("Give either a magnet link or a .torrent file.")
+        if sum(bool(attrs.get(key)) for key in ("magnet", "url", "torrent")) != 1:
+            raise serializers.ValidationError("Give exactly one of a magnet link, a link to a .torrent file (url) "
+                                              "or a .torrent file.")
         torrent = attrs.get("torrent")
         if torrent is not None and torrent.size > settings.TORRENT_MAX_BYTES:
             raise serializers.ValidationError({"torrent": "The .torrent file is too large."})

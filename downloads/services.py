@@ -12,6 +12,7 @@ import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -23,7 +24,7 @@ from billing import services as billing
 from config.crypto import keyed_hash
 from config.errors import Conflict, DomainError
 from config.logging import request_id_var
-from downloads import backends, events, intake
+from downloads import backends, events, fetch, intake
 from downloads.models import (
     ACTIVE,
     CANCELLABLE,
@@ -63,6 +64,8 @@ def check_account_may_add(user, backend: str) -> None:
     check_can_create_jobs(user)  # email verification, when the operator requires it
     if not _BACKEND_NAME.fullmatch(backend):
         raise DomainError(f"Unknown backend '{backend[:40]}'.", code="unknown_backend")
+    if (runner := backends.get_backend(backend)) is not None:
+        runner.validate_target(user, backend)  # e.g. "server:<id>" must be one of the user's own servers
     billing.check_new_job(user, backend, None)
 
 
@@ -115,22 +118,49 @@ def _resolve_backend(backend: str | None) -> str:
 
 @transaction.atomic
 def add_magnet(user, magnet: str, *, backend: str | None = None) -> Job:
-    parsed = intake.parse_magnet(magnet)
-    backend = _resolve_backend(backend)
-    check_can_create(user, backend, parsed)
-    job = _new_job(user, backend, parsed, magnet=magnet.strip())
-    record_audit("job.create", actor=user, target=job, source="magnet", backend=backend)
-    transaction.on_commit(_kick_dispatcher)
-    return job
+    return _add(user, intake.parse_magnet(magnet), backend, magnet=magnet.strip(), source="magnet")
 
 
 @transaction.atomic
 def add_torrent(user, data: bytes, *, backend: str | None = None) -> Job:
-    parsed = intake.parse_torrent(data)
+    return _add(user, intake.parse_torrent(data), backend, torrent=data, source="torrent")
+
+
+def add_url(user, url: str, *, backend: str | None = None) -> Job:
+    """A job from an http(s) link to a .torrent (or a link that redirects to a magnet), fetched by Flotilla.
+
+    The account is checked before anything is fetched: a user who may not add never makes Flotilla reach out.
+    The fetch runs outside any transaction (no database transaction held open across network I/O); what it
+    brings goes through the same intake as a pasted magnet or an uploaded file, and every check runs again
+    (the fetch may have taken a while), so a failure at any step creates nothing.
+    """
+    backend = _resolve_backend(backend)
+    check_account_may_add(user, backend)
+    fetched = fetch.fetch_torrent(url.strip())
+    host = _host(url)
+    with transaction.atomic():
+        if fetched.magnet:
+            return _add(user, intake.parse_magnet(fetched.magnet), backend, magnet=fetched.magnet.strip(),
+                        source="url", host=host)
+        return _add(user, intake.parse_torrent(fetched.data), backend, torrent=fetched.data, source="url",
+                    host=host)
+
+
+def _host(url: str) -> str:
+    """Only the host goes into the audit log: an indexer's link often carries the user's passkey."""
+    try:
+        return (urlsplit(url.strip()).hostname or "")[:200]
+    except ValueError:
+        return ""
+
+
+def _add(user, parsed: intake.ParsedTorrent, backend: str | None, *, magnet: str = "", torrent: bytes = b"",
+         source: str, **audit) -> Job:
+    """Check, create, audit and kick the dispatcher; the caller holds the transaction."""
     backend = _resolve_backend(backend)
     check_can_create(user, backend, parsed)
-    job = _new_job(user, backend, parsed, torrent=data)
-    record_audit("job.create", actor=user, target=job, source="torrent", backend=backend)
+    job = _new_job(user, backend, parsed, magnet=magnet, torrent=torrent)
+    record_audit("job.create", actor=user, target=job, source=source, backend=backend, **audit)
     transaction.on_commit(_kick_dispatcher)
     return job
 
@@ -370,12 +400,12 @@ def delete_job(user, job: Job) -> None:
         events.emit(job, EventKind.DELETED, "deleted", {"name": job.name})
         record_audit("job.delete", actor=user, target=job)
         job.delete()
-    _remove_tree(settings.DOWNLOADS_DIR / str(job.user_id) / str(job_id))
+    remove_tree(settings.DOWNLOADS_DIR / str(job.user_id) / str(job_id))
 
 
 def remove_job_data(job: Job, *, reason_code: str, reason: str, actor=None) -> None:
     """Delete a job's files from disk and record it (retention, cancellation with data)."""
-    _remove_tree(job.data_dir)
+    remove_tree(job.data_dir)
     with transaction.atomic():
         Job.objects.filter(pk=job.pk).update(data_deleted_at=timezone.now())
         JobFile.objects.filter(job=job).update(completed_bytes=0)
@@ -384,7 +414,8 @@ def remove_job_data(job: Job, *, reason_code: str, reason: str, actor=None) -> N
         record_audit("job.data_removed", actor=actor, target=job, reason=reason_code)
 
 
-def _remove_tree(path) -> None:
+def remove_tree(path) -> None:
+    """Delete a folder under DOWNLOADS_DIR (anything outside it is left alone)."""
     root = settings.DOWNLOADS_DIR.resolve()
     path = path.resolve() if path.exists() else path
     if path.exists() and root in path.parents:

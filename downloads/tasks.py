@@ -51,12 +51,21 @@ def task(func: Callable[..., int]) -> Callable[..., int]:
 @task
 def dispatch() -> int:
     heartbeats.beat(ProcessHeartbeat.Kind.WORKER)
-    return dispatching.dispatch_queued()
+    submitted = dispatching.dispatch_queued()
+    if submitted:
+        dispatching.start_poller()  # live progress for what was just handed to a remote backend
+    return submitted
 
 
 @task
 def sync() -> int:
     return dispatching.sync_running()
+
+
+@task
+def poll_remote() -> int:
+    """A link of the remote poller chain (sync every SYNC_INTERVAL s while remote jobs are active)."""
+    return dispatching.poll_remote()
 
 
 @task

@@ -130,3 +130,44 @@ def qcluster(env: dict[str, str], log_dir: Path) -> Iterator[subprocess.Popen]:
     with running(cmd, env, log_path) as proc:
         wait_until_working(proc, log_path)
         yield proc
+
+
+# The engine on loopback only: no DHT/LSD/UPnP/NAT-PMP, an ephemeral port, several 127.0.0.1 peers allowed,
+# fast polling and resume saves, and a short heartbeat timeout so a dead engine's jobs move on quickly.
+ENGINE_ENV = {
+    "ENGINE_LISTEN_INTERFACES": "127.0.0.1:0",
+    "ENGINE_DHT": "false",
+    "ENGINE_LSD": "false",
+    "ENGINE_UPNP": "false",
+    "ENGINE_NATPMP": "false",
+    "ENGINE_LIBTORRENT_SETTINGS": '{"allow_multiple_connections_per_ip": true, "min_reconnect_time": 1}',
+    "ENGINE_POLL_INTERVAL": "0.2",
+    "ENGINE_RESUME_SAVE_INTERVAL": "1",
+    "ENGINE_HEARTBEAT_TIMEOUT": "4",
+}
+
+
+def wait_for_heartbeat(name: str, proc: subprocess.Popen, log_path: Path, timeout: float = 30.0) -> None:
+    from downloads.models import ProcessHeartbeat
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ProcessHeartbeat.objects.filter(name=name).exists():
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"runengine exited with {proc.returncode}:\n{_tail(log_path)}")
+        time.sleep(0.1)
+    raise TimeoutError(f"engine {name} sent no heartbeat in {timeout}s:\n{_tail(log_path)}")
+
+
+@contextlib.contextmanager
+def engine(env: dict[str, str], log_dir: Path, name: str = "engine-e2e") -> Iterator[subprocess.Popen]:
+    """Yield a running `manage.py runengine --name <name>` (it has written its first heartbeat)."""
+    from downloads.models import ProcessHeartbeat
+
+    ProcessHeartbeat.objects.filter(name=name).delete()  # a previous run's row must not count as ready
+    runs = len(list(log_dir.glob(f"engine-{name}*.log")))
+    log_path = log_dir / f"engine-{name}{'-' + str(runs) if runs else ''}.log"  # a restart keeps the first log
+    with running([sys.executable, "manage.py", "runengine", "--name", name], env, log_path) as proc:
+        wait_for_heartbeat(name, proc, log_path)
+        yield proc

@@ -1,4 +1,6 @@
-/* The "Add download" dialog: tabs (magnet / batch / .torrent), validation before submit, POST to the API.
+/* The "Add download" dialog: tabs (magnet or .torrent link / batch / .torrent file), validation before submit,
+ * POST to the API. The first tab's field takes a magnet (posted as `magnet`) or an http(s) link to a .torrent
+ * (posted as `url`: the server fetches it under its SSRF rules, downloads/fetch.py).
  *
  * Validation here only spares a round trip; the server validates everything again (downloads/intake.py).
  * A created job is announced with a "flotilla:job-added" event; the dashboard shows it (de-duplicated with
@@ -53,6 +55,27 @@
         return "A v2 info-hash (btmh) must be '1220' followed by 64 hexadecimal characters.";
       }
     }
+    return null;
+  }
+
+  const WEB_LINK = /^https?:\/\//i;
+
+  /** null when the single-link field holds a plausible magnet or http(s) link, else what is wrong. */
+  function linkProblem(value) {
+    const text = value.trim();
+    if (!text) return "Paste a magnet link or a link to a .torrent file.";
+    if (/^magnet:/i.test(text)) return magnetProblem(text);
+    if (!WEB_LINK.test(text)) {
+      return "This is neither a magnet link (magnet:?…) nor an http(s) link to a .torrent file.";
+    }
+    let url;
+    try {
+      url = new URL(text);
+    } catch (err) {
+      return "This link is not a valid web address.";
+    }
+    if (!url.hostname) return "The link has no host.";
+    if (url.username || url.password) return "Links with a user name or password in them are not fetched.";
     return null;
   }
 
@@ -227,13 +250,15 @@
   }
 
   async function submitMagnet() {
-    const problem = magnetProblem(magnetInput.value);
+    const problem = linkProblem(magnetInput.value);
     if (problem) {
       showFieldError(magnetInput, "add-magnet-error", problem);
       magnetInput.focus();
       return false;
     }
-    const job = await F.api("POST", config.apiJobs, { magnet: magnetInput.value.trim(), backend: backendSelect.value });
+    const value = magnetInput.value.trim();
+    const source = WEB_LINK.test(value) ? { url: value } : { magnet: value };
+    const job = await F.api("POST", config.apiJobs, { ...source, backend: backendSelect.value });
     added([job]);
     return true;
   }
@@ -303,4 +328,5 @@
   });
 
   window.Flotilla.magnetProblem = magnetProblem;
+  window.Flotilla.linkProblem = linkProblem;
 })();

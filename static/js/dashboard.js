@@ -22,7 +22,8 @@
 
   for (const state of F.readJSON("job-states") || []) jobs.set(state.id, state);
 
-  const matches = (job) => !filter || filter.has(job.status);
+  const backend = config.backend || null; // e.g. "server:3": only that backend's jobs
+  const matches = (job) => (!filter || filter.has(job.status)) && (!backend || job.backend === backend);
   const cardFor = (id) => list.querySelector(`.job-card[data-job-id="${id}"]`);
 
   function refreshEmpty() {
@@ -137,7 +138,10 @@
   async function loadSnapshot() {
     snapshotDone = false;
     try {
-      const query = filter ? `?status=${encodeURIComponent(Array.from(filter).join(","))}` : "";
+      const params = new URLSearchParams();
+      if (filter) params.set("status", Array.from(filter).join(","));
+      if (backend) params.set("backend", backend);
+      const query = params.toString() ? `?${params}` : "";
       const page = await F.api("GET", `${config.apiJobs}${query}`);
       const results = page.results || [];
       const seen = new Set(results.map((j) => j.id));
@@ -198,6 +202,9 @@
       render(job);
     }
   });
+
+  const backendSelect = document.getElementById("backend-filter");
+  if (backendSelect) backendSelect.addEventListener("change", () => backendSelect.form.submit());
 
   F.startLive(config, onEvent, loadSnapshot);
 })();

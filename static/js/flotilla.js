@@ -139,7 +139,7 @@
     setText(root, "eta", formatEta(job.eta_seconds));
     setText(root, "peers", String(job.peers || 0));
     setText(root, "seeds", String(job.seeds || 0));
-    setText(root, "backend", job.backend || "");
+    setText(root, "backend", (config.backendLabels || {})[job.backend] || job.backend || "");
     root.querySelectorAll('[data-f="reason"]').forEach((el) => {
       el.textContent = job.reason || "";
       el.hidden = !job.reason;

@@ -19,6 +19,7 @@ from django.conf import global_settings
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests import procs
+from tests.servers import daemons
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -101,6 +102,11 @@ def page(browser, live_server_url, request, tmp_path) -> Iterator[Page]:
         print(f"\nscreenshot: {shot}\nURL: {page.url}\nJS errors: {page.js_errors}")
         print(f"console errors: {page.console_errors}\n{logs}")
     context.close()
+
+
+# Real daemons on 127.0.0.1, module-scoped, started by the same code as tests/servers' (tests/servers/daemons.py).
+transmission = daemons.module_fixture("transmission")
+qbittorrent = daemons.module_fixture("qbittorrent")
 
 
 def log_in(page: Page, email: str, password: str = "correct horse battery staple") -> None:

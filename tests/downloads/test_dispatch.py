@@ -19,18 +19,6 @@ def magnet(n: int, name: str = "") -> str:
 
 
 @pytest.fixture
-def loopback(tmp_path, settings):
-    """A registered loopback backend with its own state; the registry is restored afterwards."""
-    settings.PROGRESS_EVENT_INTERVAL = 0  # one progress event per sync, so tests can count them
-    previous = backends.get_backend(KIND)
-    backend = backends.register(LoopbackBackend(state_dir=tmp_path / "loopback"))
-    yield backend
-    backends.unregister(KIND)
-    if previous is not None:
-        backends.register(previous)
-
-
-@pytest.fixture
 def no_loopback():
     previous = backends.get_backend(KIND)
     backends.unregister(KIND)

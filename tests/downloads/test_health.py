@@ -175,3 +175,17 @@ def test_health_api_for_monitors_with_an_admin_key(admin_user, user):
     assert "ok" in body and "queue" in body
     response = client.get("/api/v1/admin/health/", HTTP_X_API_KEY="flt_monitor_user_key")
     assert response.status_code == 403 and response.json()["code"] == "permission_denied"
+
+
+@pytest.mark.django_db
+def test_engines_show_torrents_and_rates_from_their_heartbeat(admin_client, settings):
+    settings.ENGINE_HEARTBEAT_TIMEOUT = 60
+    _beat("engine", "engine@box", 2, torrents=3, downloading=2, seeding=1, paused=0, download_rate=2 * 1024 * 1024,
+          upload_rate=512, listen_port=6881)
+    _beat("worker", "worker@box:1", 1)
+    [engine] = health.engines(health.heartbeats())
+    assert engine["name"] == "engine@box" and engine["torrents"] == 3 and not engine["stale"]
+    assert engine["download_rate_human"] == "2.0 MiB/s"
+    body = admin_client.get("/admin/health/").content.decode()
+    assert "Built-in engines" in body and "2.0 MiB/s" in body and "6881" in body
+    assert admin_client.get("/admin/health/?format=json").json()["engines"][0]["seeding"] == 1

@@ -51,6 +51,16 @@ def _print_logs(log_dir: Path) -> None:
         print(f"----- {log.name} (last 4000 chars) -----\n{text[-4000:]}")
 
 
+@contextlib.contextmanager
+def worker_process(tmp_path: Path, **env: str) -> Iterator[None]:
+    """A qcluster worker on the test database; its log is printed when the test fails."""
+    try:
+        with procs.qcluster(procs.process_env(tmp_path, **env), tmp_path):
+            yield
+    finally:
+        _print_logs(tmp_path)
+
+
 @pytest.fixture
 def web(transactional_db, tmp_path) -> Iterator[Stack]:
     """Daphne only."""

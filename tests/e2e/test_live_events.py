@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from downloads import backends
+from downloads import backends, dispatch, leases
 from downloads.models import Job, JobEvent, ProcessHeartbeat, Status
 from tests.accounts.factories import ApiKeyFactory
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
@@ -71,6 +71,9 @@ def summary(messages: list[dict], job_id: int) -> list[tuple[str, str]]:
 def test_worker_events_reach_websockets_live_and_after_a_reconnect(stack, people):
     alice, _bob, _admin = people
     assert backends.get_backend("loopback") is None  # only the subprocesses can run loopback jobs
+    # Every sync below is the test's own (one event each, counted exactly): holding the remote poller's lease
+    # keeps the worker's sub-minute poller from adding syncs of its own in between.
+    leases.claim(dispatch.POLL_LEASE, "e2e-live-events", ttl=3600)
 
     alice_ws = EventSocket(stack, ALICE_KEY)
     bob_ws = EventSocket(stack, BOB_KEY)

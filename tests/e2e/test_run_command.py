@@ -1,4 +1,5 @@
-"""`make run`'s pieces for real: bootstrap a fresh DATA_DIR, then `runall` starts web + worker from the Procfile."""
+"""`make run`'s pieces for real: bootstrap a fresh DATA_DIR, then `runall` starts web, worker and engine from the
+Procfile."""
 
 import json
 import os
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.e2e
 
 
 def fresh_env(tmp_path: Path, **extra) -> dict:
+    extra.setdefault("ENGINE_LISTEN_INTERFACES", "127.0.0.1:0")  # never collide with a real client's 6881
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FIELD_ENCRYPTION_KEY", "LOOKUP_HASH_KEY"}}
     env.update(DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1", **extra)
@@ -52,6 +54,10 @@ def test_bootstrap_then_runall_serves_and_stops_cleanly(tmp_path):
         while time.monotonic() < deadline and b"Q Cluster" not in (tmp_path / "runall.log").read_bytes():
             time.sleep(0.5)
         assert b"Q Cluster" in (tmp_path / "runall.log").read_bytes()
+        # And the engine: it logs once its libtorrent session is up.
+        while time.monotonic() < deadline and b"engine started" not in (tmp_path / "runall.log").read_bytes():
+            time.sleep(0.5)
+        assert b"engine started" in (tmp_path / "runall.log").read_bytes()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         code = proc.wait(timeout=30)

@@ -1,0 +1,585 @@
+"""Seedr.cc as a Flotilla backend (kind "seedr"), on the spine's interface.
+
+A job's life here (SeedrTask.phase) and its statuses:
+
+    queued ─dispatch─► starting ─add_torrent─► fetching_metadata/downloading   (phase remote, one list per sync)
+      ─torrent became a folder─► transferring (phase transfer: a `seedr.tasks.transfer` task streams it home)
+      ─files moved into DATA_DIR─► waiting "seedr_cleanup" (phase cleanup: torrent/folder deleted on Seedr)
+      ─Seedr clean─► completed, and the dispatcher is kicked: the user's next Seedr item may start.
+
+Only `SEEDR_BATCH_CONCURRENCY` Seedr jobs of a user are active at once (`may_start` asks, `submit` decides,
+older jobs first), and a job holds its slot until Seedr is clean, so the next item never meets a full
+Seedr account. A refused login makes the user's jobs wait (`seedr_auth_expired`) and resume where they
+were after reconnecting. Transient trouble is retried with backoff; permanent refusals fail the job with a
+`seedr_*` code and free the Seedr side.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from billing import services as billing
+from config.errors import Conflict
+from downloads import intake, leases
+from downloads import services as jobs
+from downloads.backends import Backend, BackendError, Wait
+from downloads.dispatch import retry_delay
+from downloads.models import ACTIVE, TERMINAL, IllegalTransition, Job, Status
+from downloads.paths import UnsafePath
+from seedr import client, transfer
+from seedr import services as seedr
+from seedr.models import SeedrTask
+
+log = logging.getLogger(__name__)
+
+CLEANUP = "seedr_cleanup"
+TRANSFER_RETRY = "seedr_transfer_retry"
+TRANSFER_LEASE_SECONDS = 60.0
+TRANSFER_MAX_ATTEMPTS = 6
+MISSING_GRACE_SECONDS = 120
+PROGRESS_WRITE_SECONDS = 0.5
+Phase = SeedrTask.Phase
+
+
+def _provider(job: Job) -> dict:
+    return {"provider": seedr.provider_data(job)}
+
+
+def temp_dir(job: Job) -> Path:
+    return Path(settings.SEEDR_TEMP_DIR) / str(job.pk)
+
+
+def size_limit() -> int:
+    return settings.SEEDR_SIZE_LIMIT_MB * 1024 * 1024
+
+
+class SeedrBackend(Backend):
+    kind = "seedr"
+    label = "Seedr.cc"
+
+    def group_key(self, job: Job) -> tuple[str, int]:
+        return (self.kind, job.user_id)  # one Seedr account per user: one listing per user per sync
+
+    # --- starting ---------------------------------------------------------------------------------
+
+    def may_start(self, job: Job) -> Wait | None:
+        if not seedr.is_connected(job.user_id):
+            return Wait(seedr.NOT_CONNECTED, "Connect your Seedr account to start this download.")
+        if _active(job.user_id).count() >= settings.SEEDR_BATCH_CONCURRENCY:
+            return _turn_wait()
+        return None
+
+    def submit(self, job: Job) -> None:
+        # Authoritative capacity check after the claim: established jobs, and starting ones that are older.
+        ahead = _active(job.user_id).exclude(pk=job.pk).filter(~Q(status=Status.STARTING) | Q(pk__lt=job.pk))
+        if ahead.count() >= settings.SEEDR_BATCH_CONCURRENCY:
+            raise BackendError(_turn_wait().message, code=seedr.WAITING_TURN)
+        if job.size_bytes and size_limit() and job.size_bytes > size_limit():
+            raise BackendError(_size_message(job.size_bytes), code="seedr_size_limit", permanent=True)
+        try:
+            session = seedr.session_for_user(job.user_id)
+            added = (session.add_torrent_file(intake.decode_torrent(job.torrent)) if job.torrent
+                     else session.add_magnet(job.magnet))
+        except client.SeedrAuthExpired as exc:
+            self._login_needed(job, exc)
+            return
+        except client.SeedrProblem as exc:
+            if exc.code in ("seedr_queue_full", "seedr_quota_exceeded"):
+                _drop_wishlisted(job)  # Seedr parked the refused torrent in the wishlist: don't leave it there
+            raise BackendError(exc.message, code=exc.code, permanent=exc.permanent) from exc
+        task, _ = SeedrTask.objects.update_or_create(job=job, defaults={
+            "phase": Phase.REMOTE, "torrent_id": added.torrent_id, "torrent_hash": added.info_hash or job.info_hash,
+            "torrent_name": added.name or job.name, "folder_id": None, "submitted_at": timezone.now(),
+            "moving_since": None, "missing_since": None, "transfer_attempts": 0, "transfer_due_at": None,
+            "cleared_at": None,
+        })
+        target = Status.DOWNLOADING if job.size_bytes else Status.FETCHING_METADATA
+        jobs.change_status(job, target, reason_code="seedr_added", reason="Seedr is downloading the torrent.",
+                           remote_id=f"seedr:{task.torrent_id or task.torrent_hash[:16]}", event_data=_provider(job))
+
+    def _login_needed(self, job: Job, exc: client.SeedrProblem) -> None:
+        if exc.code == seedr.NOT_CONNECTED:
+            jobs.change_status(job, Status.WAITING, reason_code=seedr.NOT_CONNECTED,
+                               reason="Connect your Seedr account to continue.", event_data=_provider(job))
+        else:
+            seedr.mark_expired(job.user_id, exc)  # holds this job (and the user's others) as waiting
+
+    # --- syncing ----------------------------------------------------------------------------------
+
+    def sync(self, group: Sequence[Job]) -> None:
+        """ONE root listing for all of a user's Seedr jobs, then each job moves on from it."""
+        user_id = group[0].user_id
+        try:
+            session = seedr.session_for_user(user_id)
+        except client.SeedrAuthExpired:
+            return  # nothing to ask Seedr; the jobs already wait for a login (or will at their next step)
+        self._resume_logins(group)
+        if not any(job.status in ACTIVE and _task(job) for job in group):
+            return
+        try:
+            root = session.list_contents(0)
+        except client.SeedrAuthExpired as exc:
+            seedr.mark_expired(user_id, exc)
+            return
+        except client.SeedrProblem as exc:
+            log.info("seedr sync: listing failed, next sync retries", extra={"user": user_id, "code": exc.code})
+            return
+        tasks = {t.job_id: t for t in SeedrTask.objects.filter(job__in=group)}
+        claimed_folders = set(SeedrTask.objects.filter(job__user_id=user_id, folder_id__isnull=False)
+                              .values_list("folder_id", flat=True))
+        for job in group:
+            try:
+                self._sync_one(session, root, job, tasks.get(job.pk), claimed_folders)
+            except (jobs.StaleJob, IllegalTransition):
+                log.info("seedr sync: job changed meanwhile", extra={"job": job.pk})
+            except client.SeedrAuthExpired as exc:
+                seedr.mark_expired(user_id, exc)
+                return
+
+    def _resume_logins(self, group: Sequence[Job]) -> None:
+        for job in group:
+            if job.status == Status.WAITING and job.reason_code in (seedr.AUTH_EXPIRED, seedr.NOT_CONNECTED):
+                try:
+                    resume_after_login(job)
+                except (jobs.StaleJob, IllegalTransition):
+                    continue
+
+    def _sync_one(self, session: client.Session, root, job: Job, task: SeedrTask | None, claimed: set) -> None:
+        if task is None or job.status not in ACTIVE:
+            return
+        if task.phase == Phase.REMOTE and job.status != Status.WAITING:
+            self._sync_remote(session, root, job, task, claimed)
+        elif task.phase == Phase.TRANSFER and job.status == Status.TRANSFERRING:
+            _maybe_enqueue_transfer(job, task)
+        elif task.phase == Phase.CLEANUP:
+            cleanup(session, job, task)
+
+    def _sync_remote(self, session: client.Session, root, job: Job, task: SeedrTask, claimed: set) -> None:
+        torrent = next((t for t in root.torrents if (task.torrent_id and t.id == task.torrent_id)
+                        or (not task.torrent_id and task.torrent_hash and t.hash.lower() == task.torrent_hash.lower())),
+                       None)
+        if torrent is not None:
+            if task.missing_since is not None:
+                SeedrTask.objects.filter(pk=task.pk).update(missing_since=None)
+            self._on_progress(session, job, task, torrent)
+            return
+        folder = _finished_folder(root, task, claimed)
+        if folder is None:
+            # Seedr may list neither for a moment while it turns a finished torrent into its folder.
+            now = timezone.now()
+            if task.missing_since is None:
+                SeedrTask.objects.filter(pk=task.pk).update(missing_since=now)
+            elif (now - task.missing_since).total_seconds() > MISSING_GRACE_SECONDS:
+                _fail(session, job, task, "seedr_error", "The torrent is no longer on Seedr (deleted there?).")
+            return
+        claimed.add(folder.id)
+        SeedrTask.objects.filter(pk=task.pk).update(folder_id=folder.id, phase=Phase.TRANSFER,
+                                                    transfer_due_at=timezone.now() + dt.timedelta(seconds=60))
+        task.folder_id, task.phase = folder.id, Phase.TRANSFER
+        size = folder.size or job.size_bytes or 0
+        if job.status != Status.DOWNLOADING:
+            jobs.change_status(job, Status.DOWNLOADING, event_data=_provider(job))
+        jobs.record_progress(job, progress=1.0, downloaded_bytes=size, size_bytes=size, download_rate=0,
+                             eta_seconds=0)
+        jobs.change_status(job, Status.TRANSFERRING, reason_code="seedr_transferring",
+                           reason="Seedr finished; bringing the files home.", event_data=_provider(job),
+                           download_rate=0)
+        _enqueue_transfer_on_commit(job.pk)
+
+    def _on_progress(self, session: client.Session, job: Job, task: SeedrTask, torrent) -> None:
+        try:
+            percent = float(torrent.progress or 0)
+        except ValueError:
+            percent = 0.0
+        size = int(torrent.size or 0)
+        if size and size != job.size_bytes:
+            if size_limit() and size > size_limit():
+                _fail(session, job, task, "seedr_size_limit", _size_message(size))
+                return
+            if not jobs.set_size(job, size):  # over the plan's quota: failed with quota_exceeded
+                _discard_remote(session, task)
+                return
+        if percent <= 0:
+            waited = (timezone.now() - task.submitted_at).total_seconds()
+            if waited > settings.SEEDR_STALL_TIMEOUT:
+                _fail(session, job, task, "seedr_stalled", f"The torrent stayed at 0 % on Seedr for "
+                      f"{int(waited // 60)} minutes (no seeders?); it was removed from Seedr.")
+                return
+        elif task.moving_since is None:
+            SeedrTask.objects.filter(pk=task.pk).update(moving_since=timezone.now())
+        if job.status != Status.DOWNLOADING and (percent > 0 or size):
+            jobs.change_status(job, Status.DOWNLOADING, reason_code="seedr_downloading",
+                               reason="Seedr is downloading the torrent.", event_data=_provider(job))
+        rate = int(torrent.download_rate or 0)
+        remaining = size * (1 - percent / 100) if size else 0
+        jobs.record_progress(job, progress=min(1.0, percent / 100), downloaded_bytes=int(size * percent / 100),
+                             size_bytes=size or job.size_bytes, download_rate=rate,
+                             eta_seconds=int(remaining / rate) if rate else None,
+                             peers=int(torrent.connected_to or 0), seeds=int(torrent.seeders or 0))
+
+    # --- user actions -------------------------------------------------------------------------------
+
+    def pause(self, job: Job) -> None:
+        if _task(job) is not None:
+            raise Conflict("A download running on Seedr cannot be paused; cancel it instead.",
+                           code="seedr_pause_unsupported")
+
+    def resume(self, job: Job) -> None:
+        return None  # only never-submitted (held) Seedr jobs can be paused; resuming just queues them
+
+    def cancel(self, job: Job, *, delete_data: bool) -> None:
+        task = _task(job)
+        if task is not None and task.phase != Phase.DONE:
+            try:
+                _discard_remote(seedr.session_for_user(job.user_id), task)
+            except client.SeedrProblem as exc:
+                log.info("seedr cancel: remote left as is", extra={"job": job.pk, "code": exc.code})
+        shutil.rmtree(temp_dir(job), ignore_errors=True)
+
+    def deliver(self, job: Job) -> None:
+        """Stream the finished folder home, move it into the job's folder, register files, then clean Seedr."""
+        Transfer(job).run()
+
+
+# --- the transfer --------------------------------------------------------------------------------------
+
+
+class TransferAborted(Exception):
+    """The job left `transferring` (cancelled) while its files were coming home."""
+
+
+@dataclass
+class RemoteFile:
+    path: str
+    size: int
+    folder_file_id: int
+
+
+class Transfer:
+    """One attempt at bringing a job's Seedr folder home, under the job's transfer lease."""
+
+    def __init__(self, job: Job, holder: str | None = None) -> None:
+        self.job = job
+        self.task = job.seedr
+        self.lease = f"seedr.transfer.{job.pk}"
+        self.holder = holder or leases.new_holder()
+        self.staging = temp_dir(job)
+        self.done_before = 0
+        self.total = 0
+        self._last_write = self._last_check = time.monotonic()
+        self._last_done: int | None = None
+
+    def run(self) -> None:
+        session = seedr.session_for_user(self.job.user_id)
+        files = self._listing(session)
+        self.total = sum(f.size for f in files)
+        self._check_limits(session)
+        self._prepare_staging()
+        with transfer.http_client() as http:
+            if settings.SEEDR_MULTIFILE_MODE == "archive" and len(files) > 1:
+                placed = self._via_archive(session, http, files)
+            else:
+                placed = self._file_by_file(session, http, files)
+        transfer.move_into_place(self.staging / "files", self.job.data_dir)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        jobs.register_files(self.job, [(path, size, index) for index, (path, size) in enumerate(placed)])
+        jobs.update_file_progress(self.job, {index: size for index, (_, size) in enumerate(placed)})
+        jobs.record_progress(self.job, progress=1.0, download_rate=0, eta_seconds=0)
+        SeedrTask.objects.filter(pk=self.task.pk).update(phase=Phase.CLEANUP)
+        self.task.phase = Phase.CLEANUP
+        jobs.change_status(self.job, Status.WAITING, reason_code=CLEANUP,
+                           reason="Files are home; waiting for Seedr cleanup.", event_data=_provider(self.job))
+        cleanup(session, self.job, self.task)
+
+    def _listing(self, session: client.Session) -> list[RemoteFile]:
+        """Every file under the job's Seedr folder, with paths relative to it (checked to stay inside)."""
+        out: list[RemoteFile] = []
+        pending = [(self.task.folder_id, "")]
+        while pending:
+            folder_id, prefix = pending.pop(0)
+            listing = session.list_contents(folder_id)
+            for f in listing.files:
+                out.append(RemoteFile(str(transfer.clean_relative(f"{prefix}{f.name}")), int(f.size),
+                                      int(f.folder_file_id)))
+            pending += [(sub.id, f"{prefix}{sub.name}/") for sub in listing.folders]
+            if len(out) > settings.TORRENT_MAX_FILES:
+                raise transfer.UnsafeArchive("The Seedr folder holds more files than allowed.")
+        if not out:
+            raise transfer.TransferError("The Seedr folder is empty (still being prepared?).")
+        return out
+
+    def _check_limits(self, session: client.Session) -> None:
+        """Before any byte moves: the Seedr size limit, the plan's storage/per-job quota and monthly transfer."""
+        if size_limit() and self.total > size_limit():
+            raise BackendError(_size_message(self.total), code="seedr_size_limit", permanent=True)
+        if self.total != self.job.size_bytes and not jobs.set_size(self.job, self.total):
+            raise _AlreadyFailed()
+        try:
+            billing.check_transfer(self.job.user, self.total)
+        except billing.QuotaExceeded as exc:
+            raise BackendError(exc.detail, code=exc.code, permanent=True) from exc
+
+    def _prepare_staging(self) -> None:
+        """Cleaned before each new transfer; kept (partial files and all) when resuming the same one."""
+        marker = self.staging / ".seedr-folder"
+        if not (marker.exists() and marker.read_text() == str(self.task.folder_id)):
+            shutil.rmtree(self.staging, ignore_errors=True)
+            (self.staging / "files").mkdir(parents=True)
+            marker.write_text(str(self.task.folder_id))
+
+    def _file_by_file(self, session: client.Session, http, files: list[RemoteFile]) -> list[tuple[str, int]]:
+        placed = []
+        for f in files:
+            dest = transfer.safe_join(self.staging / "files", f.path)
+            part = dest.with_name(dest.name + ".part")
+            if not (dest.exists() and dest.stat().st_size == f.size):
+                url = session.fetch_file(f.folder_file_id)  # a fresh signed link per file and attempt
+                transfer.stream_file(http, url, part, f.size, self._progress)
+                part.replace(dest)
+            self.done_before += f.size
+            placed.append((f.path, f.size))
+        return placed
+
+    def _via_archive(self, session: client.Session, http, files: list[RemoteFile]) -> list[tuple[str, int]]:
+        url = session.create_archive(self.task.folder_id)
+        archive = self.staging / "archive.zip"
+        transfer.stream_file(http, url, archive, None, self._progress)
+        shutil.rmtree(self.staging / "files", ignore_errors=True)
+        placed = transfer.safe_extract(archive, self.staging / "files", max_bytes=self.total,
+                                       max_files=settings.TORRENT_MAX_FILES * 2 + 16,
+                                       strip=self.task.torrent_name or self.job.name)
+        archive.unlink()
+        expected = {(f.path, f.size) for f in files}
+        if set(placed) != expected:
+            raise transfer.UnsafeArchive("The archive's files differ from the Seedr folder's listing.")
+        return sorted(placed)
+
+    def _progress(self, position: int) -> None:
+        """Called as bytes arrive: progress at most every 0.5 s, the cancel check and lease renewal every 2 s."""
+        now = time.monotonic()
+        done = self.done_before + position
+        if now - self._last_check >= 2:
+            self._last_check = now
+            if Job.objects.filter(pk=self.job.pk).values_list("status", flat=True).first() != Status.TRANSFERRING:
+                raise TransferAborted()
+            leases.claim(self.lease, self.holder, TRANSFER_LEASE_SECONDS)
+        if self._last_done is None:
+            self._last_done = done  # a resumed file starts with what was already on disk: not a rate
+        if now - self._last_write >= PROGRESS_WRITE_SECONDS and self.total:
+            rate = int(max(0, done - self._last_done) / max(0.001, now - self._last_write))
+            self._last_write, self._last_done = now, done
+            jobs.record_progress(self.job, progress=min(1.0, done / self.total), download_rate=rate,
+                                 eta_seconds=int((self.total - done) / rate) if rate else None)
+
+
+class _AlreadyFailed(Exception):
+    """A service already failed the job with its own reason (set_size over quota)."""
+
+
+def run_transfer(job_id: int) -> int:
+    """The `seedr.tasks.transfer` task: one attempt under the job's lease. Returns 1 when the files are home."""
+    job = Job.objects.select_related("user", "seedr").filter(pk=job_id).first()
+    if job is None or job.status != Status.TRANSFERRING or not hasattr(job, "seedr"):
+        return 0
+    lease = f"seedr.transfer.{job.pk}"
+    holder = leases.new_holder()
+    if not leases.claim(lease, holder, TRANSFER_LEASE_SECONDS):
+        return 0  # another worker is on it
+    try:
+        Transfer(job, holder).run()
+        return 1
+    except TransferAborted:
+        log.info("seedr transfer stopped: the job changed", extra={"job": job.pk})
+    except _AlreadyFailed:
+        _discard_remote_quietly(job)
+    except client.SeedrAuthExpired as exc:
+        seedr.mark_expired(job.user_id, exc)
+    except (transfer.UnsafeArchive, UnsafePath) as exc:
+        _fail_quietly(job, "seedr_unsafe_archive", f"Refused the download: {exc}")
+    except BackendError as exc:
+        _fail_quietly(job, exc.code, exc.message)
+    except (client.SeedrProblem, transfer.TransferError, OSError) as exc:
+        _transfer_retry(job, exc)
+    finally:
+        leases.release(lease, holder)
+    return 0
+
+
+def _transfer_retry(job: Job, exc: Exception) -> None:
+    task = SeedrTask.objects.get(job=job)
+    permanent = isinstance(exc, client.SeedrProblem) and exc.permanent
+    attempts = task.transfer_attempts + 1
+    message = getattr(exc, "message", None) or str(exc)
+    if permanent or attempts >= TRANSFER_MAX_ATTEMPTS:
+        _fail_quietly(job, "seedr_transfer_failed", f"Bringing the files home failed {attempts} times: {message}")
+        return
+    delay = retry_delay(attempts)
+    SeedrTask.objects.filter(pk=task.pk).update(transfer_attempts=attempts,
+                                                transfer_due_at=timezone.now() + delay)
+    job.refresh_from_db()
+    if job.status == Status.TRANSFERRING:
+        jobs.set_reason(job, TRANSFER_RETRY, f"{message} Resuming in {int(delay.total_seconds())} s.")
+    log.info("seedr transfer will be resumed", extra={"job": job.pk, "attempts": attempts, "error": message})
+
+
+# --- cleanup, failure -------------------------------------------------------------------------------------
+
+
+def cleanup(session: client.Session, job: Job, task: SeedrTask) -> bool:
+    """Delete the job's folder (and torrent, if any) on Seedr; only then is the job complete."""
+    try:
+        _discard_remote(session, task, strict=True)
+    except client.SeedrAuthExpired:
+        raise
+    except client.SeedrProblem as exc:
+        jobs.set_reason(job, CLEANUP, f"Files are home; Seedr cleanup failed ({exc.message}), retrying.")
+        return False
+    SeedrTask.objects.filter(pk=task.pk).update(phase=Phase.DONE)
+    task.phase = Phase.DONE
+    jobs.change_status(job, Status.COMPLETED, reason_code="done", reason="Download complete; Seedr cleaned up.",
+                       event_data=_provider(job))
+    _kick_dispatcher_on_commit()  # the user's next Seedr item may start now
+    return True
+
+
+def _discard_remote(session: client.Session, task: SeedrTask, *, strict: bool = False) -> None:
+    """Delete the job's torrent or folder on Seedr. Best effort unless `strict` (cleanup): then an error is
+    checked against a listing (the item may be gone anyway) and raised if it is still there."""
+    # A finished torrent became its folder: delete that; before that, the running torrent.
+    kind, item_id = ("folder", task.folder_id) if task.folder_id else ("torrent", task.torrent_id)
+    if not item_id:
+        return
+    try:
+        session.delete(kind, item_id)
+        return
+    except client.SeedrAuthExpired:
+        raise
+    except client.SeedrProblem as exc:
+        if not strict:  # best effort (failing, cancelling): the job's outcome does not depend on it
+            log.info("seedr: could not free the Seedr side", extra={"task": task.pk, "code": exc.code})
+            return
+        problems = [exc]
+    root = session.list_contents(0)  # a delete answered with an error may still have happened (or was done)
+    listed = root.folders if kind == "folder" else root.torrents
+    if any(item.id == item_id for item in listed):
+        raise problems[0]
+
+
+def _discard_remote_quietly(job: Job) -> None:
+    task = _task(job)
+    if task is None:
+        return
+    try:
+        _discard_remote(seedr.session_for_user(job.user_id), task)
+    except client.SeedrProblem as exc:
+        log.info("seedr: could not free the Seedr side", extra={"job": job.pk, "code": exc.code})
+
+
+def _fail(session: client.Session, job: Job, task: SeedrTask, code: str, message: str) -> None:
+    """Fail the job and free Seedr (so the user's next item finds the space and the slot)."""
+    jobs.fail(job, code, message, **_provider(job))
+    try:
+        _discard_remote(session, task)
+    except client.SeedrProblem as exc:
+        log.info("seedr: could not free the Seedr side", extra={"job": job.pk, "code": exc.code})
+    shutil.rmtree(temp_dir(job), ignore_errors=True)
+    _kick_dispatcher_on_commit()
+
+
+def _fail_quietly(job: Job, code: str, message: str) -> None:
+    job.refresh_from_db()
+    if job.status in TERMINAL:
+        return
+    try:
+        jobs.fail(job, code, message, **_provider(job))
+    except (jobs.StaleJob, IllegalTransition):
+        return
+    _discard_remote_quietly(job)
+    shutil.rmtree(temp_dir(job), ignore_errors=True)
+    _kick_dispatcher_on_commit()
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+
+def _active(user_id: int):
+    return seedr.seedr_jobs().filter(user_id=user_id, status__in=ACTIVE)
+
+
+def _turn_wait() -> Wait:
+    n = settings.SEEDR_BATCH_CONCURRENCY
+    return Wait(seedr.WAITING_TURN, f"Waiting for your earlier Seedr download to finish and be cleaned up "
+                f"(Seedr runs {n} at a time).")
+
+
+def _size_message(size: int) -> str:
+    return (f"This download is {size // (1024 * 1024)} MiB; this server brings Seedr downloads of at most "
+            f"{settings.SEEDR_SIZE_LIMIT_MB} MiB home.")
+
+
+def _task(job: Job) -> SeedrTask | None:
+    return SeedrTask.objects.filter(job_id=job.pk).first()
+
+
+def _finished_folder(root, task: SeedrTask, claimed: set):
+    """A finished torrent becomes a root folder named after it; the newest one no other job took."""
+    names = {task.torrent_name}
+    candidates = [f for f in root.folders if f.name in names and f.id not in claimed]
+    return max(candidates, key=lambda f: f.id) if candidates else None
+
+
+def _drop_wishlisted(job: Job) -> None:
+    try:
+        seedr.session_for_user(job.user_id).drop_wishlisted(job.info_hash)
+    except client.SeedrProblem as exc:
+        log.info("seedr: wishlist entry left", extra={"job": job.pk, "code": exc.code})
+
+
+def resume_after_login(job: Job) -> None:
+    """A job that waited for a login goes back to its phase: Seedr progress, transfer, cleanup or the queue."""
+    task = _task(job)
+    if task is None:
+        jobs.change_status(job, Status.QUEUED, reason_code="seedr_reconnected", reason="Seedr is connected again.")
+    elif task.phase == Phase.REMOTE:
+        jobs.change_status(job, Status.DOWNLOADING, reason_code="seedr_reconnected",
+                           reason="Seedr is connected again.", event_data=_provider(job))
+    elif task.phase == Phase.TRANSFER:
+        SeedrTask.objects.filter(pk=task.pk).update(transfer_due_at=timezone.now() + dt.timedelta(seconds=60))
+        jobs.change_status(job, Status.TRANSFERRING, reason_code="seedr_reconnected",
+                           reason="Seedr is connected again; resuming the transfer.", event_data=_provider(job))
+        _enqueue_transfer_on_commit(job.pk)
+    else:
+        jobs.set_reason(job, CLEANUP, "Files are home; waiting for Seedr cleanup.")
+
+
+def _maybe_enqueue_transfer(job: Job, task: SeedrTask) -> None:
+    """Re-enqueue a transfer whose worker died (lease expired) or whose backoff is over."""
+    if leases.is_held(f"seedr.transfer.{job.pk}"):
+        return
+    if task.transfer_due_at and task.transfer_due_at > timezone.now():
+        return
+    SeedrTask.objects.filter(pk=task.pk).update(transfer_due_at=timezone.now() + dt.timedelta(seconds=60))
+    _enqueue_transfer_on_commit(job.pk)
+
+
+def _enqueue_transfer_on_commit(job_id: int) -> None:
+    from seedr import tasks
+
+    transaction.on_commit(lambda: tasks.enqueue("seedr.tasks.transfer", job_id))
+
+
+def _kick_dispatcher_on_commit() -> None:
+    from seedr import tasks
+
+    transaction.on_commit(tasks.kick_dispatcher)

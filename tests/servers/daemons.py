@@ -338,8 +338,9 @@ def module_fixture(kind: str):
     return daemon_fixture
 
 
-def wait_until(condition, what: str, timeout: float = 60.0, interval: float = 0.2):
-    """Poll `condition()` until truthy (a deadline for slow daemons, not a timing assertion)."""
+def wait_until(condition, what: str, timeout: float = 60.0, interval: float = 0.2, describe=None):
+    """Poll `condition()` until truthy (a deadline for slow daemons, not a timing assertion). On timeout,
+    `describe()` (when given) says what the daemon showed instead."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -347,4 +348,5 @@ def wait_until(condition, what: str, timeout: float = 60.0, interval: float = 0.
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    seen = describe() if describe else last
+    raise AssertionError(f"timed out waiting for {what} (last: {seen!r})")

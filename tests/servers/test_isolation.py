@@ -13,7 +13,7 @@ from downloads.models import Job
 from servers import clients
 from servers.clients.base import State
 from servers.models import TorrentServer
-from tests.servers.conftest import server_for
+from tests.servers.conftest import seed_to, server_for
 from tests.servers.daemons import wait_until
 from tests.servers.factories import TorrentServerFactory
 
@@ -72,16 +72,21 @@ def test_another_users_server_is_404_and_untouched(api_client, plan, victim_serv
 @pytest.mark.e2e
 @pytest.mark.django_db
 @pytest.mark.parametrize(("method", "url", "data"), TORRENT_API, ids=[f"{m} {u}" for m, u, _ in TORRENT_API])
-def test_another_users_torrent_is_404_and_untouched(api_client, plan, other_user, rtorrent, swarm,
+def test_another_users_torrent_is_404_and_untouched(request, api_client, plan, other_user, rtorrent, swarm,
                                                     method, url, data):
     theirs = server_for(rtorrent, other_user)
     # A torrent of its own per case: rtorrent erases asynchronously, so re-adding one hash at once may be lost.
-    record = swarm.publish(f"victims-{hashlib.sha1((method + url).encode()).hexdigest()[:8]}.bin", 100_000)
+    case = hashlib.sha1(request.node.callspec.id.encode()).hexdigest()[:8]
+    record = swarm.publish(f"victims-{case}.bin", 100_000)
     with clients.connect(theirs) as client:
         client.add_torrent(record.torrent_bytes)
         # rtorrent loads in the background, then checks and downloads the 100 kB: wait until it has settled
-        # as a seed, so any later change of state can only come from the request under test.
-        wait_until(lambda: [t for t in client.list([record.info_hash]) if t.state == State.SEEDING], "seeding", 30)
+        # as a seed, so any later change of state can only come from the request under test. The seeder also
+        # dials it, so one failed dial from rtorrent's side cannot leave it waiting for the next announce.
+        wait_until(lambda: client.list([record.info_hash]), "listed", 30)
+        seed_to(swarm, record, rtorrent)
+        wait_until(lambda: [t for t in client.list([record.info_hash]) if t.state == State.SEEDING], "seeding",
+                   describe=lambda: client.list([record.info_hash]))
         state = State.SEEDING
     ids = {"server": theirs.pk, "hash": record.info_hash}
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import global_settings
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests import procs
 from tests.servers import daemons
@@ -52,6 +52,11 @@ def collected_static(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=procs.ROOT, env=env,
                    check=True)
     return data_dir / "static"
+
+
+# expect() has its own deadline (5 s by default), apart from the context's action timeout: a deadline
+# for a loaded machine, never a speed check.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="package")

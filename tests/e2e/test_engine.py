@@ -107,7 +107,7 @@ def test_pause_resume_and_cancel_reach_the_running_engine(alice, env, tmp_path, 
         assert client.post(f"/api/v1/jobs/{ids['kept.bin']}/cancel/", json={"delete_data": False}).status_code == 200
         assert client.post(f"/api/v1/jobs/{ids['dropped.bin']}/cancel/", json={"delete_data": True}).status_code == 200
         dropped_dir = Job.objects.get(pk=ids["dropped.bin"]).data_dir
-        wait_for(lambda: not dropped_dir.exists() or not any(dropped_dir.rglob("*.bin")), "deleted data gone", 10)
+        wait_for(lambda: not dropped_dir.exists() or not any(dropped_dir.rglob("*.bin")), "deleted data gone", 60)
         time.sleep(2)
         kept_before = swarm.seeder.uploaded_bytes(kept.info_hash)
         time.sleep(1.5)
@@ -129,7 +129,7 @@ def test_kill_9_mid_download_then_restart_completes_without_downloading_again(al
         resume_file = tmp_path / "engine" / "resume" / f"{job_id}.resume"
         with procs.engine(env, tmp_path, name="crashy") as first:
             wait_for(lambda: Job.objects.get(pk=job_id).downloaded_bytes > 6 << 20, "a third downloaded", 60)
-            wait_for(lambda: resume_file.exists(), "resume data on disk", 10)
+            wait_for(lambda: resume_file.exists(), "resume data on disk", 60)
             time.sleep(1.2)  # one more resume save at ENGINE_RESUME_SAVE_INTERVAL=1
             os.kill(first.pid, signal.SIGKILL)
             first.wait()

@@ -174,7 +174,7 @@ def test_add_by_magnet_url_and_upload_then_act_on_the_torrent(api_client, user, 
     assert started.status_code == 200 and started.json()["state"] != State.STOPPED
     assert api_client.delete(f"/api/v1/torrents/{by_file.info_hash}/?delete_data=true").status_code == 204
     assert api_client.get(f"/api/v1/torrents/{by_file.info_hash}/").status_code == 404
-    wait_until(lambda: not (rtorrent.download_dir / by_file.name).exists(), "data deleted", 10)
+    wait_until(lambda: not (rtorrent.download_dir / by_file.name).exists(), "data deleted", 60)
     assert AuditLog.objects.filter(action__in=["torrent.stop", "torrent.start", "torrent.delete"]).count() == 3
 
 

@@ -106,7 +106,7 @@ def test_pause_resume_cancel_reach_the_server_and_a_stop_there_is_mirrored(user,
     jobs.cancel_job(user, job, delete_data=True)
     assert refreshed(job).status == Status.CANCELLED
     assert remote.list([record.info_hash]) == []
-    wait_until(lambda: not (rtorrent.download_dir / record.name).exists(), "data deleted on the server", 10)
+    wait_until(lambda: not (rtorrent.download_dir / record.name).exists(), "data deleted on the server", 60)
 
 
 @pytest.mark.e2e

@@ -35,7 +35,7 @@ def test_download_by_file_and_magnet_then_stop_start_and_erase(kind, request, sw
 
     client.add_torrent(single.torrent_bytes)
     client.add_magnet(folder.magnet)
-    wait_until(lambda: {single.info_hash, folder.info_hash} <= {t.hash for t in client.list()}, "both listed", 15)
+    wait_until(lambda: {single.info_hash, folder.info_hash} <= {t.hash for t in client.list()}, "both listed", 60)
     for record in (single, folder):
         seed_to(swarm, record, daemon)
     # Complete and settled: rTorrent re-hashes a download once it completes (progress drops while it checks).
@@ -52,16 +52,16 @@ def test_download_by_file_and_magnet_then_stop_start_and_erase(kind, request, sw
             assert sha256_file(f"{torrent.save_path}/{path}") == digest
 
     client.stop(single.info_hash)
-    wait_until(lambda: listed(client, single.info_hash).state == State.STOPPED, "stopped", 20)
+    wait_until(lambda: listed(client, single.info_hash).state == State.STOPPED, "stopped", 60)
     client.start(single.info_hash)
     wait_until(lambda: listed(client, single.info_hash).state in (State.SEEDING, State.CHECKING, State.QUEUED),
-               "started again", 20)
+               "started again", 60)
 
     client.remove(single.info_hash, delete_data=False)
     client.remove(folder.info_hash, delete_data=True)
-    wait_until(lambda: not ({single.info_hash, folder.info_hash} & {t.hash for t in client.list()}), "erased", 20)
+    wait_until(lambda: not ({single.info_hash, folder.info_hash} & {t.hash for t in client.list()}), "erased", 60)
     assert (daemon.download_dir / single.name).is_file()  # erased without its data: the file stays
-    wait_until(lambda: not (daemon.download_dir / folder.name).exists(), "folder data deleted", 20)
+    wait_until(lambda: not (daemon.download_dir / folder.name).exists(), "folder data deleted", 60)
     with pytest.raises(TorrentNotFound):
         client.stop(single.info_hash)
 

@@ -111,7 +111,7 @@ def test_cancel_removes_the_torrent_and_optionally_its_files(engine, local_swarm
 
     services.cancel_job(user, refreshed(job), delete_data=delete_data)
     run_until(engine, lambda: job.pk not in engine.torrents, what="torrent removed")
-    run_until(engine, lambda: (job.data_dir / "cancel.bin").exists() != delete_data, timeout=10,
+    run_until(engine, lambda: (job.data_dir / "cancel.bin").exists() != delete_data, timeout=60,
               what="files kept or deleted")
     assert refreshed(job).status == Status.CANCELLED
     assert not engine.resume.path(job.pk).exists()
@@ -127,7 +127,7 @@ def test_quota_refusal_on_metadata_fails_the_job_and_removes_partial_data(engine
 
     assert job.reason_code == "quota_exceeded" and job.size_bytes == album.size
     assert job.data_deleted_at is not None
-    run_until(engine, lambda: not job.data_dir.exists() or not any(job.data_dir.iterdir()), timeout=10,
+    run_until(engine, lambda: not job.data_dir.exists() or not any(job.data_dir.iterdir()), timeout=60,
               what="partial data gone")
     assert not engine.torrents and not job.files.exists()
 

@@ -53,6 +53,31 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def wait_until_quiet(seeder, info_hash: str, what: str, window: float = 1.5, timeout: float = 60.0) -> None:
+    """Wait until the seeder sends (next to) nothing for the torrent during a whole `window`: the downloader
+    has stopped asking. A deadline for a loaded machine, not a speed check."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = seeder.uploaded_bytes(info_hash)
+        time.sleep(window)
+        if seeder.uploaded_bytes(info_hash) - before < 64 * 1024:
+            return
+    raise AssertionError(f"{what}: the seeder was still sending after {timeout}s")
+
+
+def verified_bytes_in(resume_file) -> int:
+    """Bytes of the pieces a libtorrent resume file marks as verified (what a restart will not fetch again)."""
+    import libtorrent as lt
+
+    try:
+        params = lt.read_resume_data(resume_file.read_bytes())
+    except (OSError, RuntimeError):  # not written yet
+        return 0
+    if params.ti is None:
+        return 0
+    return sum(params.have_pieces) * params.ti.piece_length()
+
+
 def test_magnet_and_multifile_torrent_download_and_come_back_through_signed_links(alice, env, tmp_path, swarm):
     single = swarm.publish("movie.bin", 3 << 20)
     album = swarm.publish("album", {"01.bin": 1 << 20, "02.bin": 700_000, "art/cover.bin": 90_000})
@@ -98,20 +123,16 @@ def test_pause_resume_and_cancel_reach_the_running_engine(alice, env, tmp_path, 
         wait_for(lambda: all(Job.objects.get(pk=i).downloaded_bytes > 0 for i in ids.values()), "bytes flowing", 60)
 
         assert client.post(f"/api/v1/jobs/{ids['slow.bin']}/pause/").status_code == 200
-        time.sleep(2)  # the engine applies it within ENGINE_POLL_INTERVAL; after that nothing more is sent
-        uploaded = swarm.seeder.uploaded_bytes(slow.info_hash)
-        time.sleep(1.5)
-        assert swarm.seeder.uploaded_bytes(slow.info_hash) - uploaded < 64 * 1024, "still downloading after pause"
+        wait_until_quiet(swarm.seeder, slow.info_hash, "paused job")
         assert job_status(ids["slow.bin"]) == Status.PAUSED
+        assert swarm.seeder.uploaded_bytes(kept.info_hash) < kept.size, "the others keep going meanwhile"
 
         assert client.post(f"/api/v1/jobs/{ids['kept.bin']}/cancel/", json={"delete_data": False}).status_code == 200
         assert client.post(f"/api/v1/jobs/{ids['dropped.bin']}/cancel/", json={"delete_data": True}).status_code == 200
         dropped_dir = Job.objects.get(pk=ids["dropped.bin"]).data_dir
         wait_for(lambda: not dropped_dir.exists() or not any(dropped_dir.rglob("*.bin")), "deleted data gone", 60)
-        time.sleep(2)
-        kept_before = swarm.seeder.uploaded_bytes(kept.info_hash)
-        time.sleep(1.5)
-        assert swarm.seeder.uploaded_bytes(kept.info_hash) - kept_before < 64 * 1024, "cancelled job still running"
+        wait_until_quiet(swarm.seeder, kept.info_hash, "cancelled job")
+        assert swarm.seeder.uploaded_bytes(kept.info_hash) < kept.size, "cancelled before it could finish"
         assert (Job.objects.get(pk=ids["kept.bin"]).data_dir / "kept.bin").exists(), "kept data must stay"
         assert not (dropped_dir / "dropped.bin").exists()
 
@@ -128,12 +149,12 @@ def test_kill_9_mid_download_then_restart_completes_without_downloading_again(al
         job_id = client.post("/api/v1/jobs/", json={"magnet": big.magnet}).json()["id"]
         resume_file = tmp_path / "engine" / "resume" / f"{job_id}.resume"
         with procs.engine(env, tmp_path, name="crashy") as first:
-            wait_for(lambda: Job.objects.get(pk=job_id).downloaded_bytes > 6 << 20, "a third downloaded", 60)
-            wait_for(lambda: resume_file.exists(), "resume data on disk", 60)
-            time.sleep(1.2)  # one more resume save at ENGINE_RESUME_SAVE_INTERVAL=1
+            # Saved regularly (ENGINE_RESUME_SAVE_INTERVAL=1) while it downloads: wait for a save showing a third.
+            wait_for(lambda: verified_bytes_in(resume_file) > 5 << 20, "resume data with a third verified", 60)
             os.kill(first.pid, signal.SIGKILL)
             first.wait()
         before_restart = swarm.seeder.uploaded_bytes(big.info_hash)
+        saved = verified_bytes_in(resume_file)  # exactly what the restarted engine starts from
         assert before_restart < big.size, "the download was meant to be cut halfway"
         swarm.seeder.set_upload_limit(big.info_hash, None)
         with procs.engine(env, tmp_path, name="crashy"):
@@ -142,9 +163,10 @@ def test_kill_9_mid_download_then_restart_completes_without_downloading_again(al
     job = Job.objects.get(pk=job_id)
     assert sha256((job.data_dir / "big.bin").read_bytes()) == big.files["big.bin"]
     sent_again = swarm.seeder.uploaded_bytes(big.info_hash) - before_restart
-    missing = big.size - before_restart
-    # Only what was missing (plus pieces in flight at the kill, at 2 MiB/s under 1 s of them) is sent again.
-    assert sent_again <= missing + (3 << 20), f"re-downloaded {sent_again - missing} verified bytes"
+    # What the resume data did not hold (pieces verified after its last save, or in flight at the kill) is
+    # fetched again; what it held never is. A little slack for blocks requested twice near the end.
+    unsaved = big.size - saved
+    assert sent_again <= unsaved + (256 << 10), f"re-downloaded {sent_again - unsaved} bytes the resume data held"
     assert job.files.count() == 1 and Job.objects.count() == 1
     assert JobEvent.objects.filter(job_id=job_id, kind=EventKind.FILES).count() == 1
 

@@ -106,12 +106,12 @@ def through_daphne(data_dir: Path, user, job) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines would print the signed links
 
     from downloads import delivery
-    from tests.procs import free_port, process_env, running, wait_for_port
+    from tests.procs import free_port, port_open, process_env, running, wait_ready
 
     port = free_port()
     cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
     with running(cmd, process_env(data_dir), data_dir / "daphne.log") as proc:
-        wait_for_port(port, proc)
+        wait_ready(lambda: port_open(port), "daphne", proc, data_dir / "daphne.log")
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(timeout=120) as client:
             client.get(base + "/healthz").raise_for_status()

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from django.conf import settings
@@ -55,15 +55,27 @@ def process_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+def wait_ready(ready: Callable[[], object], what: str, proc: subprocess.Popen, log_path: Path,
+               timeout: float = 60.0) -> None:
+    """Poll `ready()` until truthy, failing fast with the process's log if it exits first. An exception from
+    `ready()` means "not up yet". The timeout is a deadline for a loaded machine, not a speed check."""
     deadline = time.monotonic() + timeout
+    last: Exception | None = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
+            raise RuntimeError(f"{what}: exited with {proc.returncode}\n{_tail(log_path)}")
+        try:
+            if ready():
+                return
+        except Exception as exc:
+            last = exc
         time.sleep(0.1)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+    raise TimeoutError(f"{what} not ready in {timeout}s ({last!r})\n{_tail(log_path)}")
+
+
+def port_open(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
 
 
 @contextlib.contextmanager
@@ -96,39 +108,27 @@ def daphne(env: dict[str, str], log_dir: Path, port: int | None = None) -> Itera
     cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
     log_path = log_dir / f"daphne-{port}.log"
     with running(cmd, env, log_path) as proc:
-        try:
-            wait_for_port(port, proc)
-        except (RuntimeError, TimeoutError) as exc:
-            raise type(exc)(f"{exc}\n{_tail(log_path)}") from None
+        wait_ready(lambda: port_open(port), f"daphne on port {port}", proc, log_path)
         yield f"http://127.0.0.1:{port}"
 
 
-def wait_until_working(proc: subprocess.Popen, log_path: Path, timeout: float = 60.0) -> None:
-    """Wait until the cluster has run a task from the shared queue, failing fast (with its log) if it exits.
-
-    A task round trip proves the pusher, a worker and the monitor are up, whatever the log level hides.
-    """
+def task_ran(task_id: str) -> bool:
     from django_q.models import Task
-    from django_q.tasks import async_task
 
-    task_id = async_task("math.floor", 1.5, group="procs.readiness")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if Task.objects.filter(id=task_id).exists():
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"qcluster exited with {proc.returncode}:\n{_tail(log_path)}")
-        time.sleep(0.1)
-    raise TimeoutError(f"qcluster ran no task in {timeout}s:\n{_tail(log_path)}")
+    return Task.objects.filter(id=task_id).exists()
 
 
 @contextlib.contextmanager
 def qcluster(env: dict[str, str], log_dir: Path) -> Iterator[subprocess.Popen]:
     """Yield a django-q2 cluster that is working (it has already run a task from the test database)."""
+    from django_q.tasks import async_task
+
     cmd = [sys.executable, "manage.py", "qcluster"]
     log_path = log_dir / "qcluster.log"
     with running(cmd, env, log_path) as proc:
-        wait_until_working(proc, log_path)
+        # A task round trip proves the pusher, a worker and the monitor are up, whatever the log level hides.
+        task_id = async_task("math.floor", 1.5, group="procs.readiness")
+        wait_ready(lambda: task_ran(task_id), "qcluster running a task", proc, log_path)
         yield proc
 
 
@@ -147,19 +147,6 @@ ENGINE_ENV = {
 }
 
 
-def wait_for_heartbeat(name: str, proc: subprocess.Popen, log_path: Path, timeout: float = 30.0) -> None:
-    from downloads.models import ProcessHeartbeat
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ProcessHeartbeat.objects.filter(name=name).exists():
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"runengine exited with {proc.returncode}:\n{_tail(log_path)}")
-        time.sleep(0.1)
-    raise TimeoutError(f"engine {name} sent no heartbeat in {timeout}s:\n{_tail(log_path)}")
-
-
 @contextlib.contextmanager
 def engine(env: dict[str, str], log_dir: Path, name: str = "engine-e2e") -> Iterator[subprocess.Popen]:
     """Yield a running `manage.py runengine --name <name>` (it has written its first heartbeat)."""
@@ -169,5 +156,6 @@ def engine(env: dict[str, str], log_dir: Path, name: str = "engine-e2e") -> Iter
     runs = len(list(log_dir.glob(f"engine-{name}*.log")))
     log_path = log_dir / f"engine-{name}{'-' + str(runs) if runs else ''}.log"  # a restart keeps the first log
     with running([sys.executable, "manage.py", "runengine", "--name", name], env, log_path) as proc:
-        wait_for_heartbeat(name, proc, log_path)
+        wait_ready(lambda: ProcessHeartbeat.objects.filter(name=name).exists(), f"engine {name}'s heartbeat",
+                   proc, log_path)
         yield proc

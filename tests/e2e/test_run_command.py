@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import free_port, wait_for_port
+from tests.procs import free_port, port_open, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -42,7 +42,7 @@ def test_bootstrap_then_runall_serves_and_stops_cleanly(tmp_path):
     proc = subprocess.Popen([sys.executable, "manage.py", "runall"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for_port(port, proc, timeout=60)
+        wait_ready(lambda: port_open(port), "runall's web", proc, tmp_path / "runall.log")
         body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read())
         assert body == {"status": "ok"}
         login = urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10).read().decode()

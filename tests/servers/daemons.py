@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -32,14 +31,11 @@ from pathlib import Path
 
 import httpx
 
+from tests import procs
+from tests.procs import free_port
+
 USERNAME = "flotilla"
 PASSWORD = "s3cret-pass"  # a throwaway daemon's password
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def require_binary(name: str) -> str:
@@ -47,25 +43,6 @@ def require_binary(name: str) -> str:
     if path is None:
         raise RuntimeError(f"{name} is not installed: run `make debs-test` (apt-get install {name}).")
     return path
-
-
-def _wait(predicate, what: str, proc: subprocess.Popen, log: Path, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what}: exited with {proc.returncode}\n{_tail(log)}")
-        try:
-            if predicate():
-                return
-        except Exception as exc:  # not up yet
-            last = exc
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not ready in {timeout}s ({last!r})\n{_tail(log)}")
-
-
-def _tail(log: Path, chars: int = 2000) -> str:
-    return log.read_text(errors="replace")[-chars:] if log.exists() else ""
 
 
 @dataclass
@@ -147,7 +124,7 @@ def start_transmission(root: Path) -> Daemon:
         finally:
             client._http_session.close()
 
-    _wait(ready, "transmission-daemon", d.proc, d.log)
+    procs.wait_ready(ready, "transmission-daemon", d.proc, d.log)
     return d
 
 
@@ -197,7 +174,7 @@ log.add_output = "info", "main"
         transport = ScgiTransport(("127.0.0.1", scgi_port) if scgi_port else d.socket_path, timeout=5)
         return bool(rpc_proxy(transport).directory.default() == str(d.download_dir))
 
-    _wait(ready, "rtorrent", d.proc, d.log)
+    procs.wait_ready(ready, "rtorrent", d.proc, d.log)
     return d
 
 
@@ -308,7 +285,7 @@ WebUI\\Username={d.username}
             prefs = http.get("/api/v2/app/preferences").json()
             return Path(prefs["save_path"]).resolve() == d.download_dir.resolve()
 
-    _wait(ready, "qbittorrent-nox", d.proc, d.log)
+    procs.wait_ready(ready, "qbittorrent-nox", d.proc, d.log)
     return d
 
 

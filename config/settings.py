@@ -214,6 +214,8 @@ EVENT_RELAY_INTERVAL = env.float("EVENT_RELAY_INTERVAL", default=0.1)
 EVENT_RELAY_GAP_GRACE = env.float("EVENT_RELAY_GAP_GRACE", default=2.0)
 # Seconds between two syncs of remote backends (Seedr, servers) while any of their jobs is active.
 SYNC_INTERVAL = env.float("SYNC_INTERVAL", default=3.0)
+# Failed attempts (submit, bring-home) after which a job fails with `retries_exhausted` (the dead letter).
+JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=8)
 ENGINE_HEARTBEAT_TIMEOUT = env.int("ENGINE_HEARTBEAT_TIMEOUT", default=60)
 # Workers beat from the once-a-minute dispatch schedule, so they are stale only after a few minutes.
 WORKER_HEARTBEAT_TIMEOUT = env.int("WORKER_HEARTBEAT_TIMEOUT", default=180)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections import defaultdict
@@ -13,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing.services import has_free_slot
-from downloads import backends, leases, services
+from downloads import backends, leases, retries, services
 from downloads.models import ACTIVE, Job, Status
 
 log = logging.getLogger(__name__)
@@ -21,13 +20,6 @@ log = logging.getLogger(__name__)
 NO_BACKEND = "no_backend"
 WAITING_FOR_SLOT = "waiting_for_slot"
 BACKEND_CRASHED = "backend_crashed"
-RETRY_BASE_SECONDS = 10
-RETRY_MAX_SECONDS = 15 * 60
-
-
-def retry_delay(attempts: int) -> dt.timedelta:
-    """Exponential backoff for transient backend errors: 10 s, 20 s, 40 s … capped at 15 minutes."""
-    return dt.timedelta(seconds=min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1)))
 
 
 def dispatch_queued(limit: int = 500) -> int:
@@ -86,11 +78,14 @@ def _submit(backend: backends.Backend, job: Job) -> bool:
         backend.submit(job)
     except backends.BackendError as exc:
         job.refresh_from_db()
+        attempts = job.attempts + 1
         if exc.permanent:
             services.fail(job, exc.code, exc.message)
+        elif job.status == Status.STARTING and retries.exhausted(attempts):
+            services.fail(job, retries.RETRIES_EXHAUSTED, retries.exhausted_message(attempts, exc.message),
+                          last_code=exc.code)
         elif job.status == Status.STARTING:
-            attempts = job.attempts + 1
-            delay = retry_delay(attempts)
+            delay = retries.retry_delay(attempts)
             services.change_status(
                 job, Status.QUEUED, reason_code=exc.code,
                 reason=f"{exc.message} Retrying in {int(delay.total_seconds())} s.",

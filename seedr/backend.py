@@ -34,9 +34,9 @@ from config.errors import Conflict
 from downloads import intake, leases
 from downloads import services as jobs
 from downloads.backends import Backend, BackendError, Wait
-from downloads.dispatch import retry_delay
 from downloads.models import ACTIVE, TERMINAL, IllegalTransition, Job, Status
 from downloads.paths import UnsafePath
+from downloads.retries import retry_delay
 from seedr import client, transfer
 from seedr import services as seedr
 from seedr.models import SeedrTask

@@ -25,6 +25,7 @@ from config.errors import Conflict, DomainError, ValidationFailed
 from downloads import dispatch, intake
 from downloads import services as jobs
 from downloads.models import PAUSABLE, TERMINAL, Job, Status
+from downloads.retries import retry_delay
 from servers import clients
 from servers.clients import ClientError, Torrent, TorrentNotFound
 from servers.models import TorrentServer
@@ -129,7 +130,7 @@ def record_failure(server: TorrentServer, exc: ClientError) -> None:
     failures = server.failures + 1
     changes = {"status": TorrentServer.Status.ERROR, "status_message": exc.message[:300],
                "status_code": exc.code[:64], "failures": failures, "checked_at": timezone.now(),
-               "retry_at": timezone.now() + dispatch.retry_delay(failures)}
+               "retry_at": timezone.now() + retry_delay(failures)}
     TorrentServer.objects.filter(pk=server.pk).update(**changes)
     for key, value in changes.items():
         setattr(server, key, value)

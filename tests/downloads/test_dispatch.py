@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from downloads import backends, dispatch, services
+from downloads import backends, dispatch, retries, services
 from downloads.models import Job, JobEvent, JobFile, Status
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
 from tests.downloads.factories import JobFactory
@@ -123,9 +123,22 @@ class TestDispatchQueued:
         assert loopback.calls() == {"submit": 2}
         assert refreshed(job).attempts == 2
 
+    def test_transient_errors_stop_at_job_max_attempts_with_the_last_error(self, loopback, user, plan, settings):
+        settings.JOB_MAX_ATTEMPTS = 3
+        job = services.add_magnet(user, magnet(1, "loopback-busy+now"), backend="loopback")
+        for _ in range(3):
+            Job.objects.filter(pk=job.pk).update(next_attempt_at=None)
+            dispatch.dispatch_queued()
+        job.refresh_from_db()
+        assert (job.status, job.reason_code) == (Status.FAILED, retries.RETRIES_EXHAUSTED)
+        assert job.reason.startswith("Gave up after 3 attempts.")
+        assert JobEvent.objects.filter(job=job).last().data["last_code"] == "remote_busy"
+        dispatch.dispatch_queued()
+        assert loopback.calls() == {"submit": 3}  # the dead letter is not retried
+
     def test_backoff_grows_and_is_capped(self):
-        delays = [dispatch.retry_delay(n).total_seconds() for n in (1, 2, 3, 4, 20)]
-        assert delays == [10, 20, 40, 80, dispatch.RETRY_MAX_SECONDS]
+        delays = [retries.retry_delay(n).total_seconds() for n in (1, 2, 3, 4, 20)]
+        assert delays == [10, 20, 40, 80, retries.RETRY_MAX_SECONDS]
 
     def test_crashing_backend_fails_its_job_and_spares_the_others(self, loopback, user, plan):
         class Crashing(LoopbackBackend):

@@ -115,3 +115,86 @@ def test_key_file_written_by_a_concurrent_process_is_read_not_overwritten(tmp_pa
 
     monkeypatch.setattr(keys.os, "open", racing_open)
     assert keys.load_or_create_key(path, "K") == "theirs"
+
+
+# --- secrets masked in every log line ---------------------------------------------------------------------
+
+PASSKEY = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize("raw, masked", [
+    (f"tracker_error_alert: t (http://127.0.0.1:6969/announce?passkey={PASSKEY}&uploaded=0)[127.0.0.1:6881] 404",
+     "tracker_error_alert: t (http://127.0.0.1:6969/announce?passkey=***&uploaded=***"),
+    (f"http://tracker.example.org/announce/{PASSKEY} failed", "http://tracker.example.org/announce/*** failed"),
+    ("https://t.example.org/a1B2c3D4e5F6g7H8i9J0k1L2/announce", "https://t.example.org/***/announce"),
+    ("GET https://bob:hunter2@nas.local:9091/transmission/rpc", "GET https://***@nas.local:9091/transmission/rpc"),
+    (f"magnet:?xt=urn:btih:{'a' * 40}&tr=http%3A%2F%2Ft.example%2Fannounce%3Fpasskey%3D{PASSKEY}",
+     "magnet:?xt=***&tr=***"),
+    (f"next=http%3A%2F%2Fbob%40t.example%2Fannounce%3Fpk%3D{PASSKEY}&x=1",
+     "next=http%3A%2F%2F***%40t.example%2F***&x=1"),
+    ("<ProtocolError for flotilla:s3cret-pass@127.0.0.1:9000/RPC2: 401 Unauthorized>",
+     "<ProtocolError for ***@127.0.0.1:9000/RPC2: 401 Unauthorized>"),
+])
+def test_urls_lose_their_query_userinfo_and_passkey_segments(raw, masked):
+    from config.logging import mask_secrets
+
+    assert mask_secrets(raw).startswith(masked)
+    assert mask_secrets(mask_secrets(raw)) == mask_secrets(raw), "masking twice changes nothing"
+
+
+@pytest.mark.parametrize("text", [
+    "udp://tracker.opentrackr.org:1337/announce",
+    "http://127.0.0.1:8000/api/v1/jobs/12/files/",
+    'at 12:30 the task failed: File "/srv/flotilla/downloads/tasks.py", line 3',
+    "job 7 moved from queued to starting",
+])
+def test_text_without_secrets_is_left_alone(text):
+    from config.logging import mask_secrets
+
+    assert mask_secrets(text) == text
+
+
+@pytest.fixture
+def console_lines():
+    """Lines written by the console handler settings.LOGGING installs on the root logger (every process)."""
+    import io
+
+    handler = next(h for h in logging.getLogger().handlers if isinstance(h.formatter, JsonFormatter))
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    finally:
+        handler.setStream(previous)
+
+
+def test_every_part_of_a_log_line_is_masked_by_the_installed_filter(console_lines):
+    announce = f"http://127.0.0.1:6969/announce?passkey={PASSKEY}"
+    log = logging.getLogger("downloads.engine.runner")
+    log.warning("tracker %s failed", announce, extra={
+        "detail": f"tracker_error_alert: ({announce}) 404",
+        "nested": {"urls": [announce, f"https://u:hunter2@h.example/{PASSKEY}/announce"]},
+        "count": 3,
+    })
+    try:
+        raise RuntimeError(f"could not reach {announce}")
+    except RuntimeError:
+        log.exception("step failed", extra={"alert": "tracker_error_alert"})
+    logging.getLogger("some.library").error("bare %r", {"url": announce}, stack_info=True)
+
+    lines = console_lines()
+    text = "\n".join(json.dumps(line) for line in lines)
+    assert PASSKEY not in text and "hunter2" not in text
+    first, second, third = lines
+    assert first["msg"] == "tracker http://127.0.0.1:6969/announce?passkey=*** failed"
+    assert first["nested"]["urls"][1] == "https://***@h.example/***/announce" and first["count"] == 3
+    assert "RuntimeError: could not reach http://127.0.0.1:6969/announce?passkey=***" in second["exc"]
+    assert third["msg"] == "bare {'url': 'http://127.0.0.1:6969/announce?passkey=***'}" and "stack" in third
+
+
+def test_the_mask_is_installed_in_every_process(tmp_path):
+    """runengine, qcluster and daphne all configure logging from settings.LOGGING; so does this command."""
+    code = f"import logging; logging.getLogger('libtorrent').error('announce http://t.example/{PASSKEY}/announce')"
+    result = run_manage(["shell", "-c", code], {}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "http://t.example/***/announce" in result.stderr and PASSKEY not in result.stderr

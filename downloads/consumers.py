@@ -5,6 +5,11 @@ first `{"type": "hello", "cursor": N}`, then EventMessage objects (downloads/eve
 `?after=<last event id seen>` to first receive every later event, in order, then the live stream, with no
 gap and no duplicates. `{"type": "ping"}` is answered with `{"type": "pong", "cursor": <last id sent>}`.
 
+N is the seam between backlog and live stream, not the newest event in the database: the backlog is
+(after, N], read from the database; every event above N follows live. N is the relay's position (or `after`
+when that is further), and the relay polls, so an event committed just before the connect may be above N:
+it arrives live, after the backlog, in order. The promise is about what arrives, not about N.
+
 Refusals accept the socket and then close it with a 44xx code: a close before the handshake completes
 reaches clients as a bare HTTP 403 (browsers report 1006), which cannot say why.
 """
@@ -41,8 +46,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         self.all_users = params.get("all") == "1" and user.is_admin
         self.group = ADMIN_GROUP if self.all_users else user_group(user.pk)
         await relay.ensure_started()
-        # Join first, then read the relay's cursor: ids <= cursor come from the backlog, later ones live.
-        # Live messages that arrive meanwhile wait in the channel until connect() returns.
+        # Join first, then read the relay's cursor: ids <= cursor come from the backlog, later ones live (the
+        # relay passes its cursor over an event before handing it on, so nothing above it reached the group
+        # before we joined). Live messages that arrive meanwhile wait in the channel until connect() returns.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         upto = relay.cursor

@@ -7,7 +7,9 @@ Ids are handed out at INSERT but become visible at COMMIT, so on PostgreSQL id 4
 The relay never skips a hole silently: it holds everything after a hole until the hole fills or is
 older than EVENT_RELAY_GAP_GRACE seconds (then it was a rolled-back insert). Delivery is therefore in id
 order, and the consumer's backlog (ids up to `cursor`) plus the live stream (ids above it) has no gap
-and no overlap.
+and no overlap: the cursor only passes events that are committed (so a backlog query sees them) or holes
+given up on, and it passes an event before handing it to the groups, so every event above the cursor a
+consumer read reaches that consumer's group after it joined.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ def layer_message(event: JobEvent, text: str, prev: int) -> dict:
 class EventRelay:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock  # injectable so the gap grace can be tested without sleeping
-        self.cursor: int | None = None  # every event with id <= cursor has been handed to the groups
+        # Every event with id <= cursor is committed and has been (or is being) handed to the groups; every
+        # later one will be handed to them after the cursor passes it.
+        self.cursor: int | None = None
         self._gap_seen_at: dict[int, float] = {}
         self._task: asyncio.Task | None = None
         self._last_beat = 0.0
@@ -89,10 +93,14 @@ class EventRelay:
         ready = self._contiguous(rows)
         for event in ready:
             text = json.dumps(event.as_message())
-            for group in (user_group(event.user_id), ADMIN_GROUP):
-                await layer.group_send(group, layer_message(event, text, self._last_sent.get(group, 0)))
-                self._last_sent[group] = event.pk
+            # The cursor moves *before* the event is handed on: group_send yields to the event loop, and a
+            # consumer that joins meanwhile reads the cursor to decide what its backlog covers. Moved after,
+            # a socket joining between the send to its group and the move would get the event from neither
+            # the backlog nor the live stream (until a later event's `prev` made it refill).
             self.cursor = event.pk
+            for group in (user_group(event.user_id), ADMIN_GROUP):
+                prev, self._last_sent[group] = self._last_sent.get(group, 0), event.pk
+                await layer.group_send(group, layer_message(event, text, prev))
         if ready:
             self.last_lag_ms = (timezone.now() - ready[-1].created_at).total_seconds() * 1000
         await self._maybe_beat()

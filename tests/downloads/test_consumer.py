@@ -19,7 +19,7 @@ from accounts.ws_auth import ApiKeyWebsocketMiddleware, browser_origin_validator
 from config.asgi import application
 from downloads import consumers
 from downloads.models import JobEvent
-from downloads.relay import layer_message, relay, user_group
+from downloads.relay import EventRelay, layer_message, relay, user_group
 from downloads.routing import websocket_urlpatterns
 from tests.accounts.factories import ApiKeyFactory
 from tests.downloads.factories import JobEventFactory, JobFactory
@@ -286,6 +286,81 @@ class TestBacklog:
 
         got, expected = asyncio.run(scenario())
         assert got == expected
+
+
+class PausingLayer:
+    """The real layer, except that the relay stops right after handing an event to `group`, as it does
+    whenever group_send yields to the event loop (the in-memory layer's does), until `resume` is set."""
+
+    def __init__(self, group: str) -> None:
+        self.inner, self.group = get_channel_layer(), group
+        self.paused, self.resume = asyncio.Event(), asyncio.Event()
+
+    async def group_send(self, group: str, message: dict) -> None:
+        await self.inner.group_send(group, message)
+        if group == self.group:
+            self.paused.set()
+            await self.resume.wait()
+
+
+def parked_relay(monkeypatch, cursor: int) -> EventRelay:
+    """A relay at `cursor` whose polling loop never runs: the test calls relay_once itself."""
+    parked = EventRelay()
+    parked.cursor = cursor
+    parked._task = asyncio.get_running_loop().create_future()  # "running": ensure_started starts nothing
+    monkeypatch.setattr(consumers, "relay", parked)
+    return parked
+
+
+class TestReconnectRaces:
+    """A reconnect while the relay is mid-way: every missed event arrives, in order, exactly once."""
+
+    def test_event_committed_but_not_yet_relayed_arrives_live_after_the_hello(self, keys, user, monkeypatch):
+        """hello's cursor is where the relay is, not the newest row: the rest follows live."""
+        job = JobFactory(user=user)
+        seen = JobEventFactory(job=job)
+
+        async def scenario():
+            relay_ = parked_relay(monkeypatch, seen.pk)
+            missed = await new_event(job=job)  # committed after the relay's last poll
+            ws = socket(f"?after={seen.pk}", key=ALICE_KEY)
+            hello = await open_socket(ws)
+            await relay_.relay_once(get_channel_layer())
+            fresh = await new_event(job=job)
+            await relay_.relay_once(get_channel_layer())
+            got = await receive_ids(ws, 2)
+            await ws.disconnect()
+            return hello, got, [missed.pk, fresh.pk]
+
+        hello, got, expected = asyncio.run(scenario())
+        assert hello["cursor"] == expected[0] - 1  # the relay's position: the missed event is not behind it
+        assert got == expected
+
+    def test_reconnect_while_the_relay_hands_on_an_event_misses_nothing(self, keys, user, monkeypatch):
+        """The relay handed `missed` to alice's group before her new socket joined it and has not finished
+        the batch when she reads its cursor: `missed` must come in the backlog, not wait for a later event."""
+        job = JobFactory(user=user)
+        seen = JobEventFactory(job=job)
+        missed = JobEventFactory(job=job)
+
+        async def scenario():
+            relay_ = parked_relay(monkeypatch, seen.pk)
+            layer = PausingLayer(user_group(user.pk))
+            relaying = asyncio.create_task(relay_.relay_once(layer))
+            await layer.paused.wait()
+            ws = socket(f"?after={seen.pk}", key=ALICE_KEY)
+            await open_socket(ws)
+            layer.resume.set()
+            await relaying
+            first = await receive_ids(ws, 1)  # with nothing else happening: no later event to trigger a refill
+            fresh = await new_event(job=job)
+            await relay_.relay_once(get_channel_layer())
+            then = await receive_ids(ws, 1)  # the live stream goes on with no duplicate of `missed`
+            await ws.disconnect()
+            return first + then, fresh.pk
+
+        got, fresh_id = asyncio.run(scenario())
+        assert got == [missed.pk, fresh_id]
 
 
 class TestClientMessages:

@@ -116,8 +116,11 @@ def test_worker_events_reach_websockets_live_and_after_a_reconnect(stack, people
     # --- reconnect with ?after: exactly what was missed, in order, then the live stream -----------------
     again = EventSocket(stack, ALICE_KEY, f"?after={last_seen}")
     hello = again.hello()
-    assert hello["cursor"] >= missed[-1]
-    backlog = [again.recv() for _ in missed]
+    # hello's cursor is the seam between backlog and live stream, not the newest row: on a loaded machine
+    # the relay may not have polled the last missed events yet, and they follow live (docs/architecture.md).
+    # The promise is what arrives: every missed event, in order, once.
+    assert hello["cursor"] >= last_seen
+    backlog = again.until(lambda m: m.get("id") == missed[-1])
     assert [m["id"] for m in backlog] == missed
     resumed = backlog + drive_to_completion(again, second)
     resumed_ids = [m["id"] for m in resumed]

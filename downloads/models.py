@@ -20,15 +20,30 @@ from django.db import models
 from django.utils import timezone
 
 from config.crypto import EncryptedCharField, EncryptedTextField
+from config.errors import Conflict
 
 if TYPE_CHECKING:
     from downloads.events import EventMessage
 
 
-class IllegalTransition(Exception):
-    def __init__(self, job_id, current: str, target: str):
-        super().__init__(f"Job {job_id}: {current} → {target} is not allowed.")
+class JobConflict(Conflict):
+    """A status change that cannot happen now: the one domain error behind every refused move (HTTP 409).
+
+    Background callers that merely lose a race use `services.try_change_status`, which returns a bool."""
+
+    code = "conflict"
+
+
+class IllegalTransition(JobConflict):
+    """The transition table has no move from the job's status to the target."""
+
+    def __init__(self, job_id, current: str, target: str, detail: str | None = None):
+        super().__init__(detail or f"Job {job_id}: {current} → {target} is not allowed.")
         self.current, self.target = current, target
+
+
+class StaleJob(JobConflict):
+    """The job's status changed between reading it and writing the new one (a conditional UPDATE matched 0 rows)."""
 
 
 class Status(models.TextChoices):
@@ -53,11 +68,6 @@ ACTIVE = frozenset(
     {S.STARTING, S.FETCHING_METADATA, S.DOWNLOADING, S.SEEDING, S.TRANSFERRING, S.PROCESSING, S.WAITING}
 )
 RUNNING = ACTIVE - {S.WAITING}
-# What each user action applies to (the services enforce these; the pages show buttons from them).
-PAUSABLE = ACTIVE | {S.QUEUED}
-RESUMABLE = frozenset({S.PAUSED})
-CANCELLABLE = frozenset(Status) - TERMINAL
-RETRYABLE = frozenset({S.FAILED, S.CANCELLED})
 # Everything a running job may end in or be stopped by.
 _EXITS = {S.PAUSED, S.CANCELLED, S.FAILED}
 
@@ -90,6 +100,18 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 def can_transition(current: str, target: str) -> bool:
     return target in TRANSITIONS[current]
+
+
+def _sources(target: str, among=frozenset(Status)) -> frozenset[str]:
+    return frozenset(s for s in among if target in TRANSITIONS[s])
+
+
+# What each user action applies to, derived from the table so the two can never disagree (the services
+# enforce these; the pages show buttons from them). Resume leaves `paused`; retry leaves a terminal status.
+PAUSABLE = _sources(S.PAUSED)
+RESUMABLE = _sources(S.QUEUED, among={S.PAUSED})
+CANCELLABLE = _sources(S.CANCELLED)
+RETRYABLE = _sources(S.QUEUED, among=TERMINAL)
 
 
 class Batch(models.Model):

@@ -35,9 +35,12 @@ from downloads.models import (
     Batch,
     BlockedInfoHash,
     EventKind,
+    IllegalTransition,
     Job,
+    JobConflict,
     JobEvent,
     JobFile,
+    StaleJob,
     Status,
 )
 from downloads.paths import safe_join
@@ -48,10 +51,6 @@ log = logging.getLogger(__name__)
 class PolicyNotAccepted(DomainError):
     code = "policy_not_accepted"
     http_status = 403
-
-
-class StaleJob(Conflict):
-    code = "job_changed"
 
 
 # --- intake ---------------------------------------------------------------------------------------
@@ -242,6 +241,18 @@ def change_status(job: Job, target: str, *, reason_code: str = "", reason: str =
     return job
 
 
+def try_change_status(job: Job, target: str, **kwargs) -> bool:
+    """`change_status` for background callers (pollers, the engine): a lost race is an answer, not an error.
+
+    Returns False when the job moved meanwhile or the table forbids the move from where it now is."""
+    try:
+        change_status(job, target, **kwargs)
+    except JobConflict as exc:
+        log.info("status change skipped", extra={"job": job.pk, "to": target, "why": exc.detail})
+        return False
+    return True
+
+
 def fail(job: Job, code: str, message: str, **event_data) -> Job:
     return change_status(job, Status.FAILED, reason_code=code, reason=message, event_data=event_data)
 
@@ -347,9 +358,13 @@ def _backend_call(job: Job, action: str, **kwargs) -> None:
         raise DomainError(exc.message, code=exc.code, http_status=502) from exc
 
 
+def _refused(job: Job, target: str, sentence: str) -> IllegalTransition:
+    return IllegalTransition(job.pk, job.status, target, detail=sentence)
+
+
 def pause_job(user, job: Job) -> Job:
     if job.status not in PAUSABLE:
-        raise Conflict(f"A {job.get_status_display().lower()} job cannot be paused.", code="illegal_transition")
+        raise _refused(job, Status.PAUSED, f"A {job.get_status_display().lower()} job cannot be paused.")
     _backend_call(job, "pause")
     change_status(job, Status.PAUSED, reason_code="paused_by_user", reason="Paused.")
     record_audit("job.pause", actor=user, target=job)
@@ -358,7 +373,7 @@ def pause_job(user, job: Job) -> Job:
 
 def resume_job(user, job: Job) -> Job:
     if job.status not in RESUMABLE:
-        raise Conflict("Only a paused job can be resumed.", code="illegal_transition")
+        raise _refused(job, Status.QUEUED, "Only a paused job can be resumed.")
     _backend_call(job, "resume")
     # Back to the queue: the backend (or the engine's claim) takes it from there, respecting slots.
     target = Status.QUEUED if not job.remote_id and not job.claimed_by else Status.STARTING
@@ -370,7 +385,7 @@ def resume_job(user, job: Job) -> Job:
 
 def cancel_job(user, job: Job, *, delete_data: bool = False) -> Job:
     if job.status not in CANCELLABLE:
-        raise Conflict(f"The job is already {job.get_status_display().lower()}.", code="illegal_transition")
+        raise _refused(job, Status.CANCELLED, f"The job is already {job.get_status_display().lower()}.")
     _backend_call(job, "cancel", delete_data=delete_data)
     change_status(job, Status.CANCELLED, reason_code="cancelled_by_user", reason="Cancelled.")
     if delete_data:
@@ -381,7 +396,7 @@ def cancel_job(user, job: Job, *, delete_data: bool = False) -> Job:
 
 def retry_job(user, job: Job) -> Job:
     if job.status not in RETRYABLE:
-        raise Conflict("Only a failed or cancelled job can be retried.", code="illegal_transition")
+        raise _refused(job, Status.QUEUED, "Only a failed or cancelled job can be retried.")
     billing.check_new_job(job.user, job.backend, job.size_bytes if job.data_deleted_at else None)
     change_status(job, Status.QUEUED, reason_code="retried", reason="Queued again.", remote_id="", attempts=0,
                   next_attempt_at=None,

@@ -181,7 +181,7 @@ class TestListAndActions:
         job = JobFactory(user=user)
         assert api_client.post(f"/api/v1/jobs/{job.pk}/pause/").json()["status"] == "paused"
         assert api_client.post(f"/api/v1/jobs/{job.pk}/resume/").json()["status"] == "queued"
-        assert api_client.post(f"/api/v1/jobs/{job.pk}/resume/").json()["code"] == "illegal_transition"
+        assert api_client.post(f"/api/v1/jobs/{job.pk}/resume/").json()["code"] == "conflict"
         cancelled = api_client.post(f"/api/v1/jobs/{job.pk}/cancel/", {"delete_data": True}, format="json").json()
         assert cancelled["status"] == "cancelled" and cancelled["data_deleted"] is True
         assert api_client.post(f"/api/v1/jobs/{job.pk}/retry/").json()["status"] == "queued"

@@ -93,7 +93,7 @@ class TestActions:
         job = JobFactory(user=user, status=Status.COMPLETED)
         with pytest.raises(DomainError) as exc:
             services.cancel_job(user, job)
-        assert exc.value.code == "illegal_transition"
+        assert exc.value.code == "conflict"
 
     def test_retry_only_failed_or_cancelled(self, user):
         with pytest.raises(DomainError):

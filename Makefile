@@ -6,9 +6,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the real-process tests drive (browser tests: Chromium; servers tests: the three daemons).
-TEST_DEBS := chromium transmission-daemon rtorrent qbittorrent-nox
-TEST_BINS := chromium transmission-daemon rtorrent qbittorrent-nox
+# Debian packages the real-process tests drive (browser tests: Chromium; servers tests: the three daemons;
+# nginx: the reference for HTTP Range). nginx is checked by full path: /usr/sbin is not on a user's PATH.
+TEST_DEBS := chromium transmission-daemon rtorrent qbittorrent-nox nginx
+TEST_BINS := chromium transmission-daemon rtorrent qbittorrent-nox /usr/sbin/nginx
 
 .PHONY: run test test-fast lint venv venv-test debs-test bench clean
 

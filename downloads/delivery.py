@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import stat
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -220,49 +221,100 @@ def resolve_file(token: str) -> FileTarget:
     return FileTarget(job.user, job.pk, jobfile, path, st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def read_file(target: FileTarget, start: int, length: int) -> Iterator[bytes]:
-    """`length` bytes from `start`, in chunks; the file is opened lazily and must still be what was announced."""
+def _read_slice(fh: Any, target: FileTarget, start: int, length: int) -> Iterator[bytes]:
+    fh.seek(start)
+    remaining = length
+    while remaining > 0:
+        chunk = fh.read(min(CHUNK_SIZE, remaining))
+        if not chunk:
+            raise FileChanged(f"file {target.jobfile.pk} shrank while it was sent")
+        remaining -= len(chunk)
+        yield chunk
+
+
+def read_file(target: FileTarget, segments: Iterable[Segment], trailer: bytes = b"") -> Iterator[bytes]:
+    """Each segment's prefix then its bytes of the file, in CHUNK_SIZE reads, then the trailer.
+
+    The file is opened lazily (a HEAD never opens it) and must still be what the headers announced.
+    """
     fd = os.open(target.path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb", buffering=0) as fh:
         st = os.fstat(fh.fileno())
         if (st.st_size, st.st_mtime_ns, st.st_ino) != (target.size, target.mtime_ns, target.inode):
             raise FileChanged(f"file {target.jobfile.pk} changed before it was sent")
-        fh.seek(start)
-        remaining = length
-        while remaining > 0:
-            chunk = fh.read(min(CHUNK_SIZE, remaining))
-            if not chunk:
-                raise FileChanged(f"file {target.jobfile.pk} shrank while it was sent")
-            remaining -= len(chunk)
-            yield chunk
+        for segment in segments:
+            if segment.prefix:
+                yield segment.prefix
+            yield from _read_slice(fh, target, segment.start, segment.length)
+        if trailer:
+            yield trailer
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of a file body: `prefix` (a multipart part's headers, else empty), then `length` bytes at `start`."""
+
+    start: int
+    length: int
+    prefix: bytes = b""
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """What to answer to one request: status, headers and which bytes of the body to send."""
+    """What to answer to one request: status, headers and, for a file, which bytes make the body."""
 
     status: int
     headers: dict[str, str]
-    start: int
-    length: int
     log_fields: dict[str, Any]
+    segments: tuple[Segment, ...] = ()
+    trailer: bytes = b""
+
+    @property
+    def multipart(self) -> bool:
+        return len(self.segments) > 1
 
 
-def plan_file(target: FileTarget, *, method: str, range_header: str | None, if_range: str | None,
-              inline: bool) -> Delivery:
-    """Evaluate If-Range and Range (GET only, RFC 9110 §14.2: HEAD describes the full 200), then the quota."""
+def _multipart(byte_ranges: list[ranges.ByteRange], mime: str) -> tuple[tuple[Segment, ...], bytes, str]:
+    """Parts, closing delimiter and Content-Type of a multipart/byteranges body, laid out byte for byte as
+    nginx lays it out. The boundary has nginx's length (20 characters), so Content-Length equals nginx's too."""
+    boundary = secrets.token_hex(10)
+    segments = tuple(
+        Segment(r.start, r.length,
+                f"\r\n--{boundary}\r\nContent-Type: {mime}\r\nContent-Range: {r.content_range}\r\n\r\n".encode())
+        for r in byte_ranges
+    )
+    return segments, f"\r\n--{boundary}--\r\n".encode(), f"multipart/byteranges; boundary={boundary}"
+
+
+def _body_plan(target: FileTarget, byte_ranges: list[ranges.ByteRange] | None,
+               mime: str) -> tuple[int, tuple[Segment, ...], bytes, dict[str, str]]:
+    """Status, body segments, trailer and the headers that depend on the ranges (200, 206 single, 206 multi)."""
+    if not byte_ranges:
+        return 200, (Segment(0, target.size),), b"", {"Content-Type": mime}
+    if len(byte_ranges) == 1:
+        only = byte_ranges[0]
+        return 206, (Segment(only.start, only.length),), b"", {"Content-Type": mime,
+                                                               "Content-Range": only.content_range}
+    segments, trailer, content_type = _multipart(byte_ranges, mime)
+    return 206, segments, trailer, {"Content-Type": content_type}
+
+
+def plan_file(target: FileTarget, *, range_header: str | None, if_range: str | None, inline: bool) -> Delivery:
+    """Evaluate If-Range and Range as nginx does (for HEAD too: nginx answers a ranged HEAD with the 206's
+    headers), then the quota on the exact body length."""
     etag = ranges.strong_etag(target.size, target.mtime_ns)
-    byte_range = None
-    if method == "GET" and ranges.if_range_matches(if_range, etag=etag, last_modified=target.mtime):
+    byte_ranges = None
+    if ranges.if_range_matches(if_range, etag=etag, last_modified=target.mtime):
         try:
-            byte_range = ranges.parse_range(range_header, target.size)
+            byte_ranges = ranges.parse_range(range_header, target.size)
         except ranges.RangeNotSatisfiable:
             raise RangeRefused(target.size) from None
-    start, length = (byte_range.start, byte_range.length) if byte_range else (0, target.size)
-    billing.check_transfer(target.user, length)
     mime = target.jobfile.mime_type or "application/octet-stream"
+    status, segments, trailer, range_headers = _body_plan(target, byte_ranges, mime)
+    length = sum(len(s.prefix) + s.length for s in segments) + len(trailer)
+    billing.check_transfer(target.user, length)
     headers = {
-        "Content-Type": mime,
+        **range_headers,
         "Content-Length": str(length),
         "Content-Disposition": content_disposition(basename(target.jobfile.path), inline=inline and may_inline(mime)),
         "Accept-Ranges": "bytes",
@@ -270,11 +322,9 @@ def plan_file(target: FileTarget, *, method: str, range_header: str | None, if_r
         "Last-Modified": http_date(target.mtime),
         **_PRIVATE_HEADERS,
     }
-    if byte_range:
-        headers["Content-Range"] = byte_range.content_range
     log_fields = {"job": target.job_id, "file": target.jobfile.pk,
-                  "range": f"{start}-{start + length - 1}" if byte_range else None}
-    return Delivery(206 if byte_range else 200, headers, start, length, log_fields)
+                  "range": ",".join(f"{r.start}-{r.end}" for r in byte_ranges) if byte_ranges else None}
+    return Delivery(status, headers, log_fields, segments, trailer)
 
 
 # --- zips -----------------------------------------------------------------------------------------------
@@ -356,7 +406,7 @@ def plan_zip(target: ZipTarget) -> Delivery:
         "Accept-Ranges": "none",
         **_PRIVATE_HEADERS,
     }
-    return Delivery(200, headers, 0, size, {"job": target.job.pk, "folder": target.folder, "zip": True})
+    return Delivery(200, headers, {"job": target.job.pk, "folder": target.folder, "zip": True})
 
 
 # --- headers ---------------------------------------------------------------------------------------------

@@ -49,26 +49,30 @@ def _respond(request: HttpRequest, answer: delivery.Delivery, chunks: Callable[[
         fields = {**answer.log_fields, "status": answer.status}
         delivery.finish_delivery(user_id, sent, fields, request_id=request_id)
 
+    body = chunks()
+    if answer.multipart:  # parts' headers are tens of bytes: regroup them with the data, fewer sends
+        body = delivery.coalesce(body)
     # Django drains a sync iterator into a list before sending it over ASGI: give ASGI an async one.
     wrap = delivery.ametered if isinstance(request, ASGIRequest) else delivery.metered
-    return StreamingHttpResponse(wrap(chunks(), on_done), status=answer.status, headers=answer.headers)
+    return StreamingHttpResponse(wrap(body, on_done), status=answer.status, headers=answer.headers)
 
 
 @require_http_methods(["GET", "HEAD"])
 def file_download(request: HttpRequest, token: str, filename: str) -> HttpResponse:
-    """/d/f/<token>/<filename>: one file, with Range/If-Range; `?inline=1` to play it in the browser."""
+    """/d/f/<token>/<filename>: one file, with Range/If-Range as nginx answers them (docs/architecture.md);
+    `?inline=1` to play it in the browser."""
     try:
         target = delivery.resolve_file(token)
         answer = delivery.plan_file(
             target,
-            method=request.method,
             range_header=request.headers.get("Range"),
             if_range=request.headers.get("If-Range"),
             inline=request.GET.get("inline") == "1",
         )
     except DomainError as exc:
         return _error(exc)
-    return _respond(request, answer, lambda: delivery.read_file(target, answer.start, answer.length), target.user.pk)
+    return _respond(request, answer, lambda: delivery.read_file(target, answer.segments, answer.trailer),
+                    target.user.pk)
 
 
 @require_http_methods(["GET", "HEAD"])

@@ -32,7 +32,7 @@ from billing.services import current_plan
 from downloads import heartbeats, intake, services
 from downloads.engine import claims
 from downloads.engine.config import session_settings
-from downloads.engine.resume import ResumeStore
+from downloads.engine.resume import ResumeDecryptionError, ResumeStore
 from downloads.models import TERMINAL, IllegalTransition, Job, JobFile, Status, can_transition
 from downloads.paths import UnsafePath
 
@@ -242,7 +242,13 @@ class Engine:
 
     def _add_params(self, job: Job) -> tuple[lt.add_torrent_params, bool]:
         """Resume data when there is any (keeps verified pieces), else the .torrent, else the magnet."""
-        data = self.resume.read(job.pk)
+        try:
+            data = self.resume.read(job.pk)
+        except ResumeDecryptionError:
+            # Not fatal: libtorrent checks the files already on disk, so only unverified pieces come again.
+            log.warning("resume data cannot be decrypted (was a FIELD_ENCRYPTION_KEY removed?); starting from "
+                        "the torrent", extra={"job": job.pk})
+            data = None
         if data:
             try:
                 return lt.read_resume_data(data), True

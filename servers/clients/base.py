@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from config.logging import mask_secrets
+
 HASH_RE = re.compile(r"[0-9a-f]{40}")
 
 
@@ -33,6 +35,8 @@ class ClientError(Exception):
     the server refuses); otherwise transient (timeout, server down). `message` is meant for the user."""
 
     def __init__(self, message: str, *, code: str = "server_error", permanent: bool = False):
+        # The message is shown, stored and logged: a library's text quoted in it may hold a URL's secrets.
+        message = mask_secrets(message)
         super().__init__(message)
         self.message, self.code, self.permanent = message, code, permanent
 

@@ -7,6 +7,7 @@ same `system.multicall`. Hashes come back uppercase; 64-bit numbers as `<i8>`.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import socket
 import ssl
@@ -81,16 +82,20 @@ class ScgiTransport(xmlrpc.client.Transport):
 
 
 class _HttpTransport(xmlrpc.client.SafeTransport):
-    """HTTP(S) with a timeout and a request counter (xmlrpc's own transports have neither)."""
+    """HTTP(S) with a timeout and a request counter (xmlrpc's own transports have neither), and basic auth
+    sent as a header: credentials in the URL would be quoted in xmlrpc's ProtocolError (`user:pass@host`)."""
 
-    def __init__(self, *, tls: bool, timeout: float, on_request=None) -> None:
+    def __init__(self, *, tls: bool, timeout: float, on_request=None, username: str = "", password: str = "") -> None:
         super().__init__(context=ssl.create_default_context() if tls else None)
         self.tls, self.timeout, self.on_request = tls, timeout, on_request
+        token = base64.b64encode(f"{username}:{password}".encode()).decode()
+        self.authorization = [("Authorization", f"Basic {token}")] if username else []
 
     def make_connection(self, host):
         if self._connection and host == self._connection[0]:
             return self._connection[1]
         chost, self._extra_headers, _x509 = self.get_host_info(host)
+        self._extra_headers = [*self._extra_headers, *self.authorization]
         if self.tls:
             conn = http.client.HTTPSConnection(chost, timeout=self.timeout, context=self.context)
         else:
@@ -116,11 +121,9 @@ class RTorrentClient(TorrentClient):
                  timeout: float = 10.0) -> None:
         super().__init__()
         if transport == "http":
-            from urllib.parse import quote
-
-            auth = f"{quote(username, safe='')}:{quote(password, safe='')}@" if username else ""
-            uri = f"{'https' if tls else 'http'}://{auth}{host}:{port}{path or '/RPC2'}"
-            self._rpc = rpc_proxy(_HttpTransport(tls=tls, timeout=timeout, on_request=self._count), uri)
+            uri = f"{'https' if tls else 'http'}://{host}:{port}{path or '/RPC2'}"
+            self._rpc = rpc_proxy(_HttpTransport(tls=tls, timeout=timeout, on_request=self._count,
+                                                 username=username, password=password), uri)
         else:
             address = socket_path or (host, int(port or 0))
             self._rpc = rpc_proxy(ScgiTransport(address, timeout, on_request=self._count))

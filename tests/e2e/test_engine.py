@@ -69,8 +69,10 @@ def verified_bytes_in(resume_file) -> int:
     """Bytes of the pieces a libtorrent resume file marks as verified (what a restart will not fetch again)."""
     import libtorrent as lt
 
-    try:
-        params = lt.read_resume_data(resume_file.read_bytes())
+    from downloads.engine.resume import ResumeStore
+
+    try:  # the file is encrypted: read it as the engine does
+        params = lt.read_resume_data(ResumeStore(resume_file.parent).read(int(resume_file.stem)) or b"")
     except (OSError, RuntimeError):  # not written yet
         return 0
     if params.ti is None:

@@ -8,6 +8,11 @@ on the column still holding what was read, so a concurrent writer is never overw
 
 Before the first write it backs the database up (SQLite: an online copy beside the file) or, on
 PostgreSQL, prints the `pg_dump` command to run and needs `--yes`. Running it again processes nothing.
+
+The engine's resume files (ENGINE_STATE_DIR/resume, or `--resume-dir`) are secrets at rest too (tracker
+passkeys): plaintext ones left by an older version are encrypted and, with --rotate, ones under an older
+key re-encrypted with the first. Each rewrite is atomic and conditional on the file being unchanged, under
+the lock engines take to write, so it is safe while engines run. Run it on every host that keeps resume files.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from django.db.models import Field, Model
 from encrypted_model_fields import fields as emf
 
 from config.crypto import StrictDecryptMixin, is_encrypted
+from downloads.engine.resume import ResumeStore, Sealed
 
 CHUNK = 500
 
@@ -91,21 +97,42 @@ class Command(BaseCommand):
             help="Do not stop for a backup confirmation (PostgreSQL: take the pg_dump first).",
         )
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
+        parser.add_argument("--resume-dir", type=Path, default=None,
+                            help="The engine's resume files (default: ENGINE_STATE_DIR/resume).")
 
-    def handle(self, *args, dry_run: bool, rotate: bool, yes: bool, database: str, **options) -> None:
+    def handle(self, *args, dry_run: bool, rotate: bool, yes: bool, database: str, resume_dir: Path | None,
+               **options) -> None:
         connection = connections[database]
         fields = encrypted_fields()
         primary = _primary_fernet() if rotate else None
         scan = [self._tally(model, field, connection, primary) for model, field in fields]
-        pending = sum(t.processed for t in scan)
-        if dry_run or not pending:
+        if dry_run or not sum(t.processed for t in scan):
             self._print(scan, would=dry_run)
-            if dry_run:
-                self.stdout.write("Dry run: nothing was written.")
-            return
-        self._backup(connection, yes=yes)
-        done = [self._apply(model, field, connection, primary) for model, field in fields]
-        self._print(done, would=False)
+        else:
+            self._backup(connection, yes=yes)
+            done = [self._apply(model, field, connection, primary) for model, field in fields]
+            self._print(done, would=False)
+        # Resume files need no backup: a rewrite holds the same data and replaces the file atomically.
+        self._reseal_resume_files(resume_dir or Path(settings.ENGINE_STATE_DIR) / "resume", rotate=rotate,
+                                  dry_run=dry_run)
+        if dry_run:
+            self.stdout.write("Dry run: nothing was written.")
+
+    def _reseal_resume_files(self, directory: Path, *, rotate: bool, dry_run: bool) -> None:
+        store = ResumeStore(directory)
+        counts = dict.fromkeys(Sealed, 0)
+        for job_id in store.job_ids():
+            counts[store.reseal(job_id, rotate=rotate, dry_run=dry_run)] += 1
+        would = "to encrypt" if dry_run else "encrypted"
+        line = f"Resume files in {directory}: {counts[Sealed.ENCRYPTED]} {would}"
+        if counts[Sealed.ROTATED]:
+            line += f", {counts[Sealed.ROTATED]} {'to re-encrypt' if dry_run else 're-encrypted'} with the newest key"
+        self.stdout.write(line + f", {counts[Sealed.CURRENT]} skipped (already encrypted).")
+        if counts[Sealed.UNREADABLE]:
+            self.stderr.write(
+                f"Resume files in {directory}: {counts[Sealed.UNREADABLE]} file(s) are encrypted with a key not in "
+                "FIELD_ENCRYPTION_KEY and were left untouched (the engine starts those jobs from their torrent)."
+            )
 
     # --- reading and classifying ----------------------------------------------------------------
 

@@ -35,6 +35,8 @@ from django.conf import settings
 from seedrcc import AsyncSeedr, Token, _constants, models
 from seedrcc.exceptions import APIError, AuthenticationError, NetworkError, SeedrError, ServerError, TokenError
 
+from config.logging import mask_secrets
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 TIMEOUT = 30.0
@@ -52,6 +54,8 @@ class SeedrProblem(Exception):
 
     def __init__(self, message: str, *, code: str | None = None, permanent: bool | None = None,
                  reason: str = ""):
+        # Shown, stored on the job and logged; httpx quotes the URL, whose query holds the access token.
+        message = mask_secrets(message)
         super().__init__(message)
         self.message, self.reason = message, reason
         if code:

@@ -52,6 +52,7 @@ bench: venv-test
 	$(BIN)/python bench/engine_throughput.py
 	$(BIN)/python bench/servers_poll.py
 	$(BIN)/python bench/seedr_transfer.py
+	$(BIN)/python bench/dispatch.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

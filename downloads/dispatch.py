@@ -8,10 +8,12 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db.models import Q
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
-from billing.services import has_free_slot
+from billing.services import default_plan, has_free_slot, slot_limit_sql
 from downloads import backends, leases, retries, services
 from downloads.models import ACTIVE, Job, Status
 
@@ -22,38 +24,99 @@ WAITING_FOR_SLOT = "waiting_for_slot"
 BACKEND_CRASHED = "backend_crashed"
 
 
-def dispatch_queued(limit: int = 500) -> int:
-    """Submit queued jobs whose backend pushes (Seedr, servers); say why the others wait. Returns submits."""
+# Jobs of one (user, backend) considered per tick; groups are served in turn (round robin), oldest first.
+PER_GROUP = 3
+# Queued jobs whose "why am I waiting" sentence is brought up to date per tick (only those it changes).
+EXPLAIN_LIMIT = 200
+
+
+def dispatch_queued(limit: int = 200) -> int:
+    """Submit queued jobs whose backend pushes (Seedr, servers), fairly; say why the others wait.
+
+    What cannot start is filtered in SQL (pulling backends, users at their slot limit, jobs in backoff), and
+    the candidates come round robin: every (user, backend) group's oldest job first, then every group's second
+    … so one user's long queue never delays another's job. The cost of a tick does not grow with the queued
+    jobs of users who cannot start. Returns the number of jobs submitted.
+    """
+    default_limit = default_plan().max_active_jobs
+    _explain_unstartable(default_limit)
     submitted = 0
-    full: set[int] = set()  # users found without a free slot: their later jobs wait without another query
-    puller_up: dict[str, bool] = {}  # pulling backends (the engine): is any of their processes alive?
-    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
-    queued = Job.objects.filter(due, status=Status.QUEUED).select_related("user").order_by("id")[:limit]
-    for job in queued:
+    started: dict[int, int] = defaultdict(int)  # submits per user this tick, against the free slots SQL saw
+    waiting: dict[tuple[int, str], backends.Wait] = {}  # a group whose head must wait: the rest waits too
+    for job in _candidates(limit, default_limit):
+        group = (job.user_id, job.backend)
+        if job.slot_limit and job.active_count + started[job.user_id] >= job.slot_limit:
+            continue  # filled earlier in this tick; the next tick explains it
         backend = backends.get_backend(job.backend)
-        if backend is None:
-            services.set_reason(
-                job, NO_BACKEND, f"No '{backends.kind_of(job.backend)}' backend is running yet; "
-                "the job starts as soon as one is available.",
-            )
-            continue
-        if backend.pulls_jobs:
-            # The engine claims its own jobs, checking slots itself; here we only say when none is running.
-            kind = backends.kind_of(job.backend)
-            if kind not in puller_up:
-                puller_up[kind] = backend.available()
-            if not puller_up[kind]:
-                services.set_reason(job, NO_BACKEND, f"No {backend.label.lower()} is running right now; the job "
-                                    "starts as soon as one is.")
-            continue
-        if not slot_for(job, full):
-            continue
-        if (wait := backend.may_start(job)) is not None:
+        wait = waiting.get(group) or backend.may_start(job)
+        if wait is not None:
+            waiting[group] = wait
             services.set_reason(job, wait.code, wait.message)
-            continue
-        if _submit(backend, job):
+        elif _submit(backend, job):
             submitted += 1
+            started[job.user_id] += 1
     return submitted
+
+
+def _due() -> Q:
+    return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
+
+
+def _kinds(pulls: bool) -> list[str]:
+    return [kind for kind, backend in backends.registered().items() if backend.pulls_jobs == pulls]
+
+
+def _of_kinds(kinds: list[str]) -> Q:
+    q = Q(pk__in=[])
+    for kind in kinds:
+        q |= backend_filter(kind)
+    return q
+
+
+def _owners(queued, default_limit: int, *, with_room: bool):
+    """The owners of `queued` jobs who have (or lack) a free plan slot: one row per user, not per job, so the
+    cost does not grow with the length of anyone's queue."""
+    owners = (get_user_model().objects.filter(Exists(queued.filter(user=OuterRef("pk"))))
+              .annotate(slot_limit=slot_limit_sql(default_limit, OuterRef("pk")), active_count=_active_jobs("pk")))
+    room = Q(slot_limit=0) | Q(active_count__lt=F("slot_limit"))
+    return (owners.filter(room) if with_room else owners.exclude(room)).values("pk")
+
+
+def _active_jobs(user_field: str) -> Coalesce:
+    """How many slot-holding jobs the user in `user_field` of the outer query has."""
+    active = (Job.objects.filter(user=OuterRef(user_field), status__in=ACTIVE).order_by()
+              .values("user").annotate(n=Count("pk")).values("n"))
+    return Coalesce(Subquery(active), 0)
+
+
+def _pushing_queued():
+    return Job.objects.filter(_due(), _of_kinds(_kinds(pulls=False)), status=Status.QUEUED)
+
+
+def _candidates(limit: int, default_limit: int) -> list[Job]:
+    queued = _pushing_queued()
+    ready = queued.filter(user__in=_owners(queued, default_limit, with_room=True))
+    turns = ready.annotate(turn=Window(RowNumber(), partition_by=[F("user_id"), F("backend")], order_by=F("id").asc()))
+    rows = turns.filter(turn__lte=PER_GROUP).annotate(slot_limit=slot_limit_sql(default_limit, OuterRef("user")),
+                                                      active_count=_active_jobs("user"))
+    return list(rows.select_related("user").order_by("turn", "id")[:limit])
+
+
+def _explain_unstartable(default_limit: int) -> None:
+    """Give queued jobs that cannot start their reason, touching only jobs whose reason changes."""
+    queued = Job.objects.filter(status=Status.QUEUED)
+    known = list(backends.registered())
+    for job in queued.exclude(_of_kinds(known)).exclude(reason_code=NO_BACKEND)[:EXPLAIN_LIMIT]:
+        services.set_reason(job, NO_BACKEND, f"No '{backends.kind_of(job.backend)}' backend is running yet; "
+                            "the job starts as soon as one is available.")
+    down = [kind for kind in _kinds(pulls=True) if not backends.registered()[kind].available()]
+    for job in queued.filter(_of_kinds(down)).exclude(reason_code=NO_BACKEND)[:EXPLAIN_LIMIT]:
+        label = backends.get_backend(job.backend).label.lower()
+        services.set_reason(job, NO_BACKEND, f"No {label} is running right now; the job starts as soon as one is.")
+    pushing = _pushing_queued()
+    full = pushing.filter(user__in=_owners(pushing, default_limit, with_room=False))
+    for job in full.exclude(reason_code=WAITING_FOR_SLOT)[:EXPLAIN_LIMIT]:
+        services.set_reason(job, WAITING_FOR_SLOT, "Waiting for one of your active downloads to finish.")
 
 
 def slot_for(job: Job, full: set[int]) -> bool:

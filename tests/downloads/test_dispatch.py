@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from downloads import backends, dispatch, retries, services
@@ -262,13 +264,54 @@ class TestSyncRunning:
         assert dispatch.sync_running() == 0  # nothing left to sync
 
 
+def _steady_tick_queries() -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        dispatch.dispatch_queued()
+    return len(ctx.captured_queries)
+
+
 @pytest.mark.django_db
-def test_a_full_user_costs_one_slot_check_per_run(loopback, user, django_assert_max_num_queries):
+def test_a_full_users_queue_costs_nothing_per_job(loopback, user):
     PlanAssignmentFactory(user=user, plan=PlanFactory(max_active_jobs=1, allowed_backends=["loopback"]))
     JobFactory(user=user, status=Status.DOWNLOADING, backend="loopback")
     waiting = [JobFactory(user=user, backend="loopback") for _ in range(10)]
     dispatch.dispatch_queued()  # the first run writes each job's reason
-    # The next run: the queued list, then one plan lookup and one count for the user, nothing per job.
-    with django_assert_max_num_queries(4):
-        dispatch.dispatch_queued()
     assert {j.reason_code for j in Job.objects.filter(pk__in=[w.pk for w in waiting])} == {"waiting_for_slot"}
+    few = _steady_tick_queries()
+    JobFactory.create_batch(200, user=user, backend="loopback", reason_code="waiting_for_slot")
+    assert _steady_tick_queries() == few <= 6
+    assert loopback.calls() == {}
+
+
+@pytest.mark.django_db
+def test_one_users_long_queue_never_delays_another_users_job(loopback, user, other_user):
+    loopback_plan = PlanFactory(max_active_jobs=2, allowed_backends=["loopback"])
+    PlanAssignmentFactory(user=user, plan=loopback_plan)
+    PlanAssignmentFactory(user=other_user, plan=loopback_plan)
+    JobFactory.create_batch(500, user=user, backend="loopback")  # a 500-line batch, all older
+    late = JobFactory(user=other_user, backend="loopback")
+    dispatch.dispatch_queued(limit=10)
+    assert refreshed(late).status == Status.DOWNLOADING  # served on the first tick, in turn
+    assert Job.objects.filter(user=user, status=Status.DOWNLOADING).count() == 2  # A gets its two slots
+
+
+@pytest.mark.django_db
+def test_a_waiting_group_does_not_block_the_same_users_other_backend(loopback, user):
+    class Busy(LoopbackBackend):  # the head of user's "loopback" queue always waits (e.g. Seedr's one-at-a-time)
+        def may_start(self, job):
+            return backends.Wait("remote_turn", "Waiting for its turn.")
+
+    class Other(LoopbackBackend):
+        kind = "other"
+
+    PlanAssignmentFactory(user=user, plan=PlanFactory(max_active_jobs=5, allowed_backends=["loopback", "other"]))
+    backends.register(Busy(state_dir=loopback.state_dir))
+    backends.register(Other(state_dir=loopback.state_dir))
+    try:
+        stuck = JobFactory.create_batch(50, user=user, backend="loopback")
+        other = JobFactory(user=user, backend="other")
+        dispatch.dispatch_queued(limit=20)
+    finally:
+        backends.unregister("other")
+    assert refreshed(other).status == Status.DOWNLOADING
+    assert refreshed(stuck[0]).reason_code == "remote_turn"

@@ -253,6 +253,12 @@ def test_random_range_headers_match_nginx(servers):
     assert not problems, "\n".join(problems)
 
 
+def test_a_missing_nginx_fails_rather_than_skips(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
+    with pytest.raises(pytest.fail.Exception, match="nginx is missing"):
+        nginx_binary()
+
+
 def test_nginx_binary_is_found_even_off_path(monkeypatch):
     """`make debs-test` checks /usr/sbin/nginx; a non-root PATH lacks /usr/sbin, the test must still find it."""
     monkeypatch.setenv("PATH", "/usr/bin:/bin")

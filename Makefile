@@ -17,11 +17,12 @@ run: venv
 	$(BIN)/python manage.py bootstrap
 	$(BIN)/python manage.py runall
 
+# Each run gets its own Redis namespace, so two runs can share one Redis (see README: Development).
 test: venv-test debs-test
-	$(BIN)/pytest $(PYTEST_ARGS)
+	REDIS_KEY_PREFIX=$${REDIS_KEY_PREFIX:-flotilla-test-$$$$} $(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: venv-test
-	$(BIN)/pytest -m "not e2e and not browser" $(PYTEST_ARGS)
+	REDIS_KEY_PREFIX=$${REDIS_KEY_PREFIX:-flotilla-test-$$$$} $(BIN)/pytest -m "not e2e and not browser" $(PYTEST_ARGS)
 
 lint: venv-test
 	$(BIN)/ruff check .

@@ -1,5 +1,7 @@
 """Shared personas and settings for the whole suite."""
 
+import os
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -16,6 +18,18 @@ def pytest_configure(config):
 
     settings.STORAGES = {**settings.STORAGES,
                          "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
+    """A test database of this run's own on PostgreSQL: with the fixed `test_<name>`, a second run of the suite
+    on the same server would drop and recreate the first one's database under it. (SQLite's test file is
+    already per process: config/settings.py.)"""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if not db["ENGINE"].endswith("sqlite3"):
+        db.setdefault("TEST", {})["NAME"] = f"test_{db['NAME']}_{os.getpid()}"
 
 
 @pytest.fixture(autouse=True)

@@ -124,13 +124,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis (optional): django-q2 broker and cache -------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Namespace of Flotilla's keys in Redis (the django-q2 queue, the cache), so that two installs or two test runs
+# can share one Redis server; `make test` gives each run its own.
+REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="flotilla")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": REDIS_KEY_PREFIX}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 Q_CLUSTER = {
-    "name": "flotilla",
+    "name": REDIS_KEY_PREFIX,
     "workers": env.int("WORKER_PROCESSES", default=2),
     "timeout": 600,
     "retry": 660,

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,9 +24,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
+    """A port that was free a moment ago. Another process (a second copy of the suite, an outgoing connection)
+    may take it before the caller binds it: prefer `listening_socket` where the server can adopt a socket."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def listening_socket() -> Iterator[socket.socket]:
+    """A socket already listening on a free 127.0.0.1 port, for a child process to adopt (daphne's `--fd`):
+    bound here and never released in between, so no other process on the machine can take the port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(128)
+        yield s
 
 
 def database_url() -> str:
@@ -78,11 +91,18 @@ def port_open(port: int) -> bool:
         return True
 
 
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status == 200
+
+
 @contextlib.contextmanager
-def running(cmd: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
+def running(cmd: list[str], env: dict[str, str], log_path: Path,
+            pass_fds: tuple[int, ...] = ()) -> Iterator[subprocess.Popen]:
     """Run a process for the duration of the block; its output goes to `log_path` (shown on failure)."""
     log = log_path.open("wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            pass_fds=pass_fds)
     try:
         yield proc
     finally:
@@ -102,14 +122,20 @@ def _tail(log_path: Path, chars: int = 3000) -> str:
 
 
 @contextlib.contextmanager
-def daphne(env: dict[str, str], log_dir: Path, port: int | None = None) -> Iterator[str]:
-    """Yield the base URL of a daphne serving config.asgi on 127.0.0.1."""
-    port = port or free_port()
-    cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
-    log_path = log_dir / f"daphne-{port}.log"
-    with running(cmd, env, log_path) as proc:
-        wait_ready(lambda: port_open(port), f"daphne on port {port}", proc, log_path)
-        yield f"http://127.0.0.1:{port}"
+def daphne(env: dict[str, str], log_dir: Path) -> Iterator[str]:
+    """Yield the base URL of a daphne serving config.asgi on 127.0.0.1.
+
+    Daphne adopts a socket this process already listens on (`--fd`): with a port number instead, a second
+    copy of the suite could bind it between our choosing and daphne's binding. The kernel accepts connections
+    on that socket before daphne serves, so readiness is an answered request, not an open port."""
+    with listening_socket() as sock:
+        port, fd = sock.getsockname()[1], sock.fileno()
+        cmd = [sys.executable, "-m", "daphne", "--fd", str(fd), "config.asgi:application"]
+        log_path = log_dir / f"daphne-{port}.log"
+        base_url = f"http://127.0.0.1:{port}"
+        with running(cmd, env, log_path, pass_fds=(fd,)) as proc:
+            wait_ready(lambda: http_ok(f"{base_url}/healthz"), f"daphne on port {port}", proc, log_path)
+            yield base_url
 
 
 def task_ran(task_id: str) -> bool:

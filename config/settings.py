@@ -74,6 +74,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
+    "config.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -221,8 +222,16 @@ SYNC_INTERVAL = env.float("SYNC_INTERVAL", default=3.0)
 # Failed attempts (submit, bring-home) after which a job fails with `retries_exhausted` (the dead letter).
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=8)
 ENGINE_HEARTBEAT_TIMEOUT = env.int("ENGINE_HEARTBEAT_TIMEOUT", default=60)
-# Workers beat from the once-a-minute dispatch schedule, so they are stale only after a few minutes.
-WORKER_HEARTBEAT_TIMEOUT = env.int("WORKER_HEARTBEAT_TIMEOUT", default=180)
+# Each worker cluster beats from a thread every WORKER_HEARTBEAT_TIMEOUT / 4 s (downloads/heartbeats.py).
+WORKER_HEARTBEAT_TIMEOUT = env.int("WORKER_HEARTBEAT_TIMEOUT", default=60)
+
+# --- Prometheus (/metrics, config/metrics.py) -----------------------------------------------------
+# Addresses or networks (REMOTE_ADDR) that may scrape without a key; otherwise an admin's API key.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+# Every process writes its in-process observations here; set before anything imports prometheus_client.
+METRICS_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", default=str(DATA_DIR / "metrics")))
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 
 # --- Built-in engine (manage.py runengine) ---------------------------------------------------------
 # Jobs are claimed under this name. It stays the same across restarts, so a restarted engine takes its

@@ -10,13 +10,17 @@ class DownloadsConfig(AppConfig):
     verbose_name = "Downloads"
 
     def ready(self):
-        from downloads import backends
+        from django_q.signals import post_spawn
+
+        from downloads import backends, heartbeats
         from downloads.engine.backend import EngineBackend
         from downloads.schedules import ensure_schedules
 
         backends.register(EngineBackend())
 
         post_migrate.connect(ensure_schedules, sender=self)
+        # Each django-q2 worker process beats for its cluster from a thread (see downloads/heartbeats.py).
+        post_spawn.connect(heartbeats.on_worker_spawn, dispatch_uid="flotilla.worker_heartbeat")
         # Plugins and test backends named in settings register themselves on import.
         for module in settings.EXTRA_BACKEND_MODULES:
             import_module(module)

@@ -24,7 +24,7 @@ from billing import services as billing
 from config.crypto import keyed_hash
 from config.errors import Conflict, DomainError
 from config.logging import request_id_var
-from downloads import backends, events, fetch, intake
+from downloads import backends, events, fetch, intake, metrics
 from downloads.models import (
     ACTIVE,
     CANCELLABLE,
@@ -238,6 +238,7 @@ def change_status(job: Job, target: str, *, reason_code: str = "", reason: str =
             setattr(job, key, value)
         events.emit_status(job, previous, extra=event_data)
     log.info("job status", extra={"job": job.pk, "from": previous, "to": target, "code": reason_code})
+    metrics.observe_status(job, previous)  # duration and failure code once a job ends
     return job
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from billing.models import Plan
 from billing.services import UsageSummary
 from config.formatting import human_bytes
 
@@ -30,3 +31,31 @@ def usage_meters(summary: UsageSummary) -> dict:
         "retention_days": summary.retention_days,
         "allowed_backends": summary.allowed_backends,
     }
+
+
+def _minutes(minutes: float) -> str:
+    whole = int(minutes)
+    if minutes != whole:
+        return f"{minutes:g} minutes"
+    if whole and whole % 60 == 0:
+        hours = whole // 60
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{whole} minute{'s' if whole != 1 else ''}"
+
+
+def seeding_rules(plan: Plan, *, idle_minutes: float) -> list[str]:
+    """The plan's seeding rules as sentences (the engine applies them: downloads/engine/config.py)."""
+    if not plan.seed_ratio_limit and not plan.seed_time_limit_minutes:
+        return ["Your plan does not seed: a download completes as soon as its files are complete."]
+    limits = []
+    if plan.seed_ratio_limit:
+        limits.append(f"its share ratio (uploaded / size) reaches {plan.seed_ratio_limit:g}")
+    if plan.seed_time_limit_minutes:
+        limits.append(f"it has seeded for {_minutes(plan.seed_time_limit_minutes)}")
+    rules = ["After downloading, a torrent seeds (shares with other peers) until " + " or ".join(limits)
+             + ", whichever comes first."]
+    if idle_minutes:
+        rules.append(f"Seeding also ends when no peer has wanted data for {_minutes(idle_minutes)} "
+                     "(except for private torrents, whose trackers count seeding time).")
+    rules.append("The download shows Completed when seeding ends; its files are available all along.")
+    return rules

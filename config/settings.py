@@ -248,6 +248,9 @@ ENGINE_UPNP = env.bool("ENGINE_UPNP", default=True)
 ENGINE_NATPMP = env.bool("ENGINE_NATPMP", default=True)
 ENGINE_POLL_INTERVAL = env.float("ENGINE_POLL_INTERVAL", default=0.5)
 ENGINE_RESUME_SAVE_INTERVAL = env.float("ENGINE_RESUME_SAVE_INTERVAL", default=30.0)
+# Seeding also ends when no peer has taken data for this long (0 = only the plan's limits). 30 min is one
+# usual tracker announce interval: every peer of the swarm has had a chance to find this seed by then.
+SEED_IDLE_MINUTES = env.float("SEED_IDLE_MINUTES", default=30.0)
 # Raw libtorrent settings_pack names → values (JSON), applied last: the escape hatch for tuning.
 ENGINE_LIBTORRENT_SETTINGS = env.json("ENGINE_LIBTORRENT_SETTINGS", default={})
 ENGINE_STATE_DIR = DATA_DIR / "engine"

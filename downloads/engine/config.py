@@ -1,7 +1,9 @@
-"""libtorrent session settings, built from Django settings (see README, "ENGINE_*")."""
+"""libtorrent session settings, built from Django settings (see README, "ENGINE_*"), and the rule that
+ends seeding (the plan's limits plus SEED_IDLE_MINUTES)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import libtorrent as lt
@@ -54,3 +56,30 @@ def session_settings() -> dict[str, Any]:
             )
     pack.update(overrides)
     return pack
+
+
+def seeding_done(*, ratio_limit: float, time_limit_minutes: int, ratio: float, seeded_seconds: float,
+                 idle_seconds: float, private: bool, idle_limit_minutes: float | None = None) -> str | None:
+    """Why seeding ends now, or None to keep seeding: the plan's ratio or time limit, whichever comes first;
+    or nobody wanting data for SEED_IDLE_MINUTES (0 = never), since a seed nobody asks for only holds a
+    slot. Private torrents are exempt from the idle rule: their trackers count seeding time, not demand."""
+    idle_limit = settings.SEED_IDLE_MINUTES if idle_limit_minutes is None else idle_limit_minutes
+    if not ratio_limit and not time_limit_minutes:
+        return "no seeding required by the plan"
+    if ratio_limit and ratio >= ratio_limit:
+        return f"seeded to ratio {ratio:.2f}"
+    if time_limit_minutes and seeded_seconds >= time_limit_minutes * 60:
+        return f"seeded for {dt.timedelta(seconds=int(seeded_seconds))}"
+    if idle_limit and not private and idle_seconds >= idle_limit * 60:
+        return f"no peer wanted data for {dt.timedelta(seconds=int(idle_seconds))}"
+    return None
+
+
+def idle_seconds(last_upload: dt.datetime | None, seeded_seconds: float, now: dt.datetime | None = None) -> float:
+    """Seconds since a peer last took data from this seed (libtorrent's `last_upload`: a naive local time,
+    None when nothing was ever uploaded), capped by how long it has seeded: an upload while downloading
+    says nothing about demand for the finished torrent."""
+    if last_upload is None:
+        return seeded_seconds
+    now = now or (dt.datetime.now(last_upload.tzinfo) if last_upload.tzinfo else dt.datetime.now())
+    return max(0.0, min(seeded_seconds, (now - last_upload).total_seconds()))

@@ -13,7 +13,6 @@ us through alerts, which this loop pops between database steps.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
 import logging
 import re
@@ -31,7 +30,7 @@ from billing.models import Plan
 from billing.services import current_plan
 from downloads import heartbeats, intake, services
 from downloads.engine import claims
-from downloads.engine.config import session_settings
+from downloads.engine.config import idle_seconds, seeding_done, session_settings
 from downloads.engine.resume import ResumeDecryptionError, ResumeStore
 from downloads.models import TERMINAL, IllegalTransition, Job, JobFile, Status, can_transition
 from downloads.paths import UnsafePath
@@ -403,19 +402,17 @@ class Engine:
                 torrent.last_files = progress
 
     def _check_seeding(self, torrent: Torrent, st) -> None:
-        """Seed until the first limit the plan sets is reached; a plan with neither limit does not seed."""
+        """Seed until the first limit the plan sets is reached, or until nobody wanted data for
+        SEED_IDLE_MINUTES (the rule: downloads/engine/config.py `seeding_done`)."""
         plan = torrent.plan = torrent.plan or current_plan(torrent.job.user)
-        ratio = st.all_time_upload / max(1, st.total_wanted)
         seeded = st.seeding_duration.total_seconds()
-        if plan.seed_ratio_limit and ratio >= plan.seed_ratio_limit:
-            why = f"seeded to ratio {ratio:.2f}"
-        elif plan.seed_time_limit_minutes and seeded >= plan.seed_time_limit_minutes * 60:
-            why = f"seeded for {dt.timedelta(seconds=int(seeded))}"
-        elif not plan.seed_ratio_limit and not plan.seed_time_limit_minutes:
-            why = "no seeding required by the plan"
-        else:
-            return
-        self._complete(torrent, why)
+        why = seeding_done(
+            ratio_limit=plan.seed_ratio_limit, time_limit_minutes=plan.seed_time_limit_minutes,
+            ratio=st.all_time_upload / max(1, st.total_wanted), seeded_seconds=seeded,
+            idle_seconds=idle_seconds(st.last_upload, seeded), private=torrent.job.is_private,
+        )
+        if why:
+            self._complete(torrent, why)
 
     def _complete(self, torrent: Torrent, why: str) -> None:
         services.change_status(torrent.job, Status.COMPLETED, reason_code="done", reason=f"Complete ({why}).",

@@ -87,3 +87,30 @@ class TestUsagePage:
 
     def test_no_history_yet(self, client_user):
         assert "No usage recorded yet." in client_user.get(USAGE).content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("ratio", "minutes", "idle", "expected"), [
+    (1.0, 60, 30, ["After downloading, a torrent seeds (shares with other peers) until its share ratio "
+                   "(uploaded / size) reaches 1 or it has seeded for 1 hour, whichever comes first.",
+                   "Seeding also ends when no peer has wanted data for 30 minutes (except for private torrents, "
+                   "whose trackers count seeding time)."]),
+    (0.0, 90, 0, ["After downloading, a torrent seeds (shares with other peers) until it has seeded for 90 minutes, "
+                  "whichever comes first."]),
+    (2.5, 0, 1, ["After downloading, a torrent seeds (shares with other peers) until its share ratio "
+                 "(uploaded / size) reaches 2.5, whichever comes first.",
+                 "Seeding also ends when no peer has wanted data for 1 minute (except for private torrents, whose "
+                 "trackers count seeding time)."]),
+    (0.0, 0, 30, ["Your plan does not seed: a download completes as soon as its files are complete."]),
+])
+def test_usage_page_shows_the_seeding_rules_of_the_plan(client_user, user, settings, ratio, minutes, idle, expected):
+    settings.SEED_IDLE_MINUTES = idle
+    PlanAssignmentFactory(user=user, plan=PlanFactory(seed_ratio_limit=ratio, seed_time_limit_minutes=minutes))
+    html = client_user.get(USAGE).content.decode()
+    section = html[html.index('data-usage="seeding"'):]
+    section = section[:section.index("</section>")]
+    rules = re.findall(r"<li>(.*?)</li>", section)
+    if ratio or minutes:
+        assert rules[-1] == "The download shows Completed when seeding ends; its files are available all along."
+        rules = rules[:-1]
+    assert rules == expected

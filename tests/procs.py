@@ -52,8 +52,14 @@ def database_url() -> str:
     return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
+# Paths that default to a place under DATA_DIR: a value inherited from the test process (settings export
+# PROMETHEUS_MULTIPROC_DIR for prometheus-client; a developer's shell may set the others) would make every
+# subprocess of the run, and a second run in the same tree, share one directory. A caller may still pass one.
+DATA_DIR_PATHS = ("PROMETHEUS_MULTIPROC_DIR", "SEEDR_TEMP_DIR", "STATIC_ROOT")
+
+
 def process_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in DATA_DIR_PATHS}
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
         DATABASE_URL=database_url(),

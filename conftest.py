@@ -53,7 +53,11 @@ def other_user(db):
 
 @pytest.fixture
 def admin_user(db):
-    return UserFactory(email="admin@example.com", role="admin", is_superuser=True)
+    """An operator as production makes one: role `admin` granted through the service (staff + the Operators
+    group), not a superuser, so the console's permissions are tested for real."""
+    from accounts.services import set_role
+
+    return set_role(None, UserFactory(email="admin@example.com"), "admin")
 
 
 @pytest.fixture

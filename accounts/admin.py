@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts import services
+from accounts import offboarding, services
 from accounts.audit import record_audit
 from accounts.models import ApiKey, AuditLog, User
 from billing.models import Plan, PlanAssignment
@@ -32,6 +32,7 @@ class AuditedAdmin(admin.ModelAdmin):
     """
 
     audit_additions = True
+    audit_deletions = True
 
     def log_addition(self, request, obj, message):
         if self.audit_additions:
@@ -43,9 +44,42 @@ class AuditedAdmin(admin.ModelAdmin):
         return super().log_change(request, obj, message)
 
     def log_deletions(self, request, queryset):
-        for obj in queryset:
-            record_audit("admin.delete", actor=request.user, target=obj, repr=str(obj)[:200])
+        if self.audit_deletions:
+            for obj in queryset:
+                record_audit("admin.delete", actor=request.user, target=obj, repr=str(obj)[:200])
         return super().log_deletions(request, queryset)
+
+
+class ServiceDeleteMixin:
+    """Deletes go through a service: the delete page (`delete_model`) and the "Delete selected" action
+    (`delete_queryset`) alike, one object at a time, so each gets the service's audit row and side effects
+    (jobs of a removed server failed first, a user's jobs cancelled, …). Django's own LogEntry is still
+    written; `audit_deletions = False` keeps AuditedAdmin from writing a second, generic audit row.
+
+    A refusal (DomainError) on the delete page is shown as an error message; in a bulk delete the others
+    go ahead and the refused ones are listed.
+    """
+
+    audit_deletions = False
+
+    def delete_service(self, actor, obj) -> None:
+        raise NotImplementedError
+
+    def delete_model(self, request, obj) -> None:
+        try:
+            self.delete_service(request.user, obj)
+        except DomainError as exc:
+            self.message_user(request, f"{obj} was not deleted: {exc.detail}", messages.ERROR)
+
+    def delete_queryset(self, request, queryset) -> None:
+        skipped = []
+        for obj in queryset:
+            try:
+                self.delete_service(request.user, obj)
+            except DomainError as exc:
+                skipped.append(f"{obj} ({exc.detail})")
+        if skipped:
+            report(self, request, "Deleted", len(queryset) - len(skipped), skipped)
 
 
 class ReadOnlyMixin:
@@ -132,7 +166,7 @@ def _current_plan_name() -> Coalesce:
 
 
 @admin.register(User)
-class UserAdmin(AuditedAdmin, DjangoUserAdmin):
+class UserAdmin(ServiceDeleteMixin, AuditedAdmin, DjangoUserAdmin):
     form = UserEditForm
     add_form = UserCreateForm
     list_display = ("email", "role", "is_active", "email_verified", "current_plan", "date_joined", "last_login")
@@ -150,8 +184,9 @@ class UserAdmin(AuditedAdmin, DjangoUserAdmin):
             {
                 "fields": ("role", "is_active", "is_staff", "is_superuser", "email_verified", "groups",
                            "user_permissions"),
-                "description": "Use the Disable / Enable actions in the user list to change “active”: "
-                "they also end the user's sessions and write the audit log.",
+                "description": "Role “Admin” grants the operator console (staff status and the "
+                "“Operators” group follow it). Use the Disable / Enable actions in the user list to change "
+                "“active”: they also end the user's sessions and write the audit log.",
             },
         ),
         ("Plan", {"fields": ("assign_plan_link",)}),
@@ -162,8 +197,51 @@ class UserAdmin(AuditedAdmin, DjangoUserAdmin):
     readonly_fields = ("is_active", "is_staff", "assign_plan_link", "accepted_policy_version",
                        "accepted_policy_at", "last_login", "date_joined")
 
+    # What only a superuser may change: otherwise an operator could make themselves one.
+    SUPERUSER_FIELDS = ("is_superuser", "groups", "user_permissions")
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(current_plan_name=_current_plan_name())
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return fields if request.user.is_superuser else (*fields, *self.SUPERUSER_FIELDS)
+
+    def has_change_permission(self, request, obj=None):
+        # An operator must not take over a superuser (new password, new email): view only.
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None:
+            try:
+                offboarding.check_may_delete_user(request.user, obj)
+            except DomainError:
+                return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_service(self, actor, obj: User) -> None:
+        offboarding.delete_user(actor, obj)
+
+    def get_deleted_objects(self, objs, request):
+        # The confirmation page still lists everything that goes, but the operator needs no delete permission
+        # on each related type: the service removes the user's jobs through the job service (read-only in
+        # this console on purpose) and the rest goes with the row.
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
+    def save_model(self, request, obj: User, form, change: bool) -> None:
+        # A new role is applied by the service after the form's groups are saved (save_related), so the
+        # Operators membership it sets is not undone by the groups field, and it writes its own audit row.
+        if change and "role" in form.changed_data:
+            obj._new_role, obj.role = obj.role, form.initial["role"]
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        user = form.instance
+        services.set_role(request.user, user, getattr(user, "_new_role", user.role))
 
     def get_inline_instances(self, request, obj=None):
         return super().get_inline_instances(request, obj) if obj is not None else []  # nothing to list yet

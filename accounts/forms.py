@@ -6,7 +6,7 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
 
-from accounts import services
+from accounts import services, throttle
 from accounts.models import ApiKey, User
 
 
@@ -82,6 +82,14 @@ class EmailPasswordResetForm(PasswordResetForm):
     email = forms.EmailField(
         label="Email", max_length=254, widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
     )
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"]
+        try:
+            services.check_password_reset_allowed(email)
+        except throttle.Throttled as exc:
+            raise forms.ValidationError(exc.detail, code="throttled") from exc
+        return email
 
 
 class ResetPasswordForm(SetPasswordForm):

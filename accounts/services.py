@@ -24,9 +24,11 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
+from accounts import roles, throttle
 from accounts.audit import record_audit
 from accounts.models import ApiKey, User, hash_api_key
 from config.errors import DomainError, ValidationFailed
+from config.logging import client_ip_var
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +57,38 @@ class EmailVerificationTokenGenerator(PasswordResetTokenGenerator):
 email_verification_token = EmailVerificationTokenGenerator()
 
 
+# --- rate limits (accounts/throttle.py; settings RATE_LIMIT_*) -----------------------------------------
+
+
+def _client() -> str:
+    """The requesting client (empty outside a request, which is then not counted)."""
+    return throttle.client_key(client_ip_var.get())
+
+
+def check_registration_allowed() -> None:
+    throttle.check("sign-ups from your network", [("register-ip", _client(), "RATE_LIMIT_REGISTER_IP")])
+
+
+def check_password_reset_allowed(email: str) -> None:
+    """Counted whether or not the address has an account, so the answer reveals nothing."""
+    throttle.check("password reset requests", [
+        ("reset-email", normalize_email(email), "RATE_LIMIT_PASSWORD_RESET_EMAIL"),
+        ("reset-ip", _client(), "RATE_LIMIT_PASSWORD_RESET_IP"),
+    ])
+
+
+def check_verification_resend_allowed(user: User) -> None:
+    throttle.check("verification emails", [
+        ("resend-email", user.email, "RATE_LIMIT_VERIFY_RESEND_EMAIL"),
+        ("resend-ip", _client(), "RATE_LIMIT_VERIFY_RESEND_IP"),
+    ])
+
+
 @transaction.atomic
 def register_user(email: str, password: str) -> User:
-    """Create an ordinary user. The default plan applies by itself (billing.current_plan)."""
+    """Create an ordinary user. The default plan applies by itself (billing.current_plan).
+    Sign-ups per client address are limited (RATE_LIMIT_REGISTER_IP): Throttled, 429."""
+    check_registration_allowed()
     email = normalize_email(email)
     if User.objects.filter(email=email).exists():
         raise DomainError("An account with this email already exists.", code="email_taken", http_status=409)
@@ -83,11 +114,16 @@ def _resend_key(user: User) -> str:
 
 
 def resend_verification_email(user: User, *, request=None) -> str:
-    """Send the link again unless one went out within RESEND_INTERVAL.
-    Returns "sent", "throttled", "verified" (nothing to do) or "failed" (the mail server did not take it)."""
+    """Send the link again unless one went out within RESEND_INTERVAL, or the address or the client asked
+    too often (RATE_LIMIT_VERIFY_RESEND_*). Returns "sent", "throttled", "verified" (nothing to do) or
+    "failed" (the mail server did not take it)."""
     if user.email_verified:
         return "verified"
     if not cache.add(_resend_key(user), 1, timeout=RESEND_INTERVAL):
+        return "throttled"
+    try:
+        check_verification_resend_allowed(user)
+    except throttle.Throttled:
         return "throttled"
     if not send_verification_email(user, request=request):
         cache.delete(_resend_key(user))
@@ -216,6 +252,30 @@ def set_user_active(actor, user: User, active: bool) -> User:
     if not active:
         transaction.on_commit(lambda: end_sessions(user.pk))
     return user
+
+
+@transaction.atomic
+def set_role(actor, user: User, role: str) -> User:
+    """Grant or revoke the admin role: the role decides `is_staff` (User.save) and membership of the
+    Operators group, which holds the console's permissions (accounts/roles.py)."""
+    if role not in User.Role.values:
+        raise ValidationFailed(f"Unknown role {role[:40]!r}.", code="invalid_role")
+    previous = User.objects.filter(pk=user.pk).values_list("role", flat=True).first()
+    user.role = role
+    user.save(update_fields=["role", "is_staff"])
+    roles.sync_user_access(user)
+    if previous != role:
+        record_audit("user.role", actor=actor, target=user, role=role, previous=previous)
+    return user
+
+
+@transaction.atomic
+def delete_record(actor, obj, *, action: str, **metadata) -> None:
+    """Delete one console-managed row that needs nothing but its audit trail (a plan, a plan assignment, a
+    blocklist entry): the audit row and the delete commit together. Rows with side effects have their own
+    service (servers.services.delete_server, accounts.offboarding.delete_user)."""
+    record_audit(action, actor=actor, target=obj, repr=str(obj)[:200], **metadata)
+    obj.delete()
 
 
 def end_sessions(user_id: int) -> int:

@@ -82,11 +82,14 @@ def register(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect(_dashboard_url())
     form = RegistrationForm(request.POST or None)
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
             user = services.register_user(form.cleaned_data["email"], form.cleaned_data["password1"])
         except DomainError as exc:
-            form.add_error("email" if exc.code == "email_taken" else "password1", exc.detail)
+            field = {"email_taken": "email", "throttled": None}.get(exc.code, "password1")
+            form.add_error(field, exc.detail)
+            status = exc.http_status if exc.code == "throttled" else 200
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             if services.send_verification_email(user, request=request):
@@ -94,7 +97,7 @@ def register(request: HttpRequest) -> HttpResponse:
             else:
                 messages.warning(request, "Welcome! We could not send the verification email; ask for it again below.")
             return redirect(_policy_url())
-    return render(request, "accounts/register.html", {"form": form})
+    return render(request, "accounts/register.html", {"form": form}, status=status)
 
 
 @never_cache
@@ -123,7 +126,8 @@ def verify_resend(request: HttpRequest) -> HttpResponse:
     elif outcome == "verified":
         messages.info(request, "Your email address is already verified.")
     elif outcome == "throttled":
-        messages.warning(request, "A link was sent a moment ago. Check your inbox, or try again in a minute.")
+        messages.warning(request, "A link was sent recently. Check your inbox (and spam folder), or try again "
+                                  "later.")
     else:
         messages.error(request, "We could not send the email just now. Please try again later.")
     next_url = _safe_next(request, request.POST.get("next"))
@@ -139,6 +143,13 @@ class PasswordResetView(auth_views.PasswordResetView):
     email_template_name = "accounts/email/password_reset_email.txt"
     subject_template_name = "accounts/email/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password_reset_done")
+
+    def form_invalid(self, form):
+        # Over the rate limit: the form says so, and the status tells scripts (429).
+        response = super().form_invalid(form)
+        if form.has_error("email", code="throttled"):
+            response.status_code = 429
+        return response
 
 
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):

@@ -11,6 +11,7 @@ from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 
+from accounts import throttle
 from accounts.authentication import key_from_headers, user_for_key
 
 
@@ -51,3 +52,15 @@ def browser_origin_validator(app):
     if settings.DEBUG and not allowed:
         allowed = ["localhost", "127.0.0.1", "[::1]"]
     return BrowserOriginValidator(app, allowed)
+
+
+async def connect_throttled(scope, user) -> int:
+    """Count a websocket connect per client address (every connect, before auth) and per signed-in user
+    (RATE_LIMIT_WS_CONNECT_*). Returns 0 when allowed, else the seconds to wait; the consumer then closes
+    with 4429. A reconnect storm from a buggy client or a script costs a cache hit, not a relay backlog."""
+    client = scope.get("client") or ("",)
+    waits = [await throttle.ahit("ws-ip", throttle.client_key(str(client[0] or "")),
+                                 throttle.rate("RATE_LIMIT_WS_CONNECT_IP"))]
+    if user is not None and user.is_authenticated:
+        waits.append(await throttle.ahit("ws-user", str(user.pk), throttle.rate("RATE_LIMIT_WS_CONNECT_USER")))
+    return max(waits)

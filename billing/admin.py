@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.template.defaultfilters import filesizeformat
 
-from accounts.admin import AuditedAdmin, ReadOnlyAdmin
+from accounts import services as accounts
+from accounts.admin import AuditedAdmin, ReadOnlyAdmin, ServiceDeleteMixin
 from billing import services
 from billing.models import Plan, PlanAssignment, UsageDay
 
@@ -15,11 +16,21 @@ def _limit(value: int) -> str:
 
 
 @admin.register(Plan)
-class PlanAdmin(AuditedAdmin):
+class PlanAdmin(ServiceDeleteMixin, AuditedAdmin):
     list_display = ("name", "is_default", "max_active_jobs", "storage", "job_size", "monthly_transfer",
                     "retention_days", "allowed_backends", "seed_ratio_limit", "seed_time_limit_minutes")
     list_filter = ("is_default",)
     search_fields = ("name",)
+
+    def has_delete_permission(self, request, obj=None):
+        # Users without an assignment fall back to the default plan; a plan still assigned is protected
+        # by its foreign key (the delete page lists the assignments instead).
+        if obj is not None and obj.is_default:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_service(self, actor, obj: Plan) -> None:
+        accounts.delete_record(actor, obj, action="plan.delete", name=obj.name)
 
     @admin.display(description="Storage", ordering="max_storage_bytes")
     def storage(self, obj: Plan) -> str:
@@ -35,7 +46,7 @@ class PlanAdmin(AuditedAdmin):
 
 
 @admin.register(PlanAssignment)
-class PlanAssignmentAdmin(AuditedAdmin):
+class PlanAssignmentAdmin(ServiceDeleteMixin, AuditedAdmin):
     list_display = ("user", "plan", "starts_at", "expires_at", "note")
     list_filter = ("plan", ("expires_at", admin.EmptyFieldListFilter))
     list_select_related = ("user", "plan")
@@ -57,6 +68,9 @@ class PlanAssignmentAdmin(AuditedAdmin):
                                      expires_at=obj.expires_at, note=obj.note)
         obj.pk = saved.pk
         obj._state.adding = False
+
+    def delete_service(self, actor, obj: PlanAssignment) -> None:
+        accounts.delete_record(actor, obj, action="plan.unassign", user=obj.user_id, plan=obj.plan_id)
 
 
 @admin.register(UsageDay)

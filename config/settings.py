@@ -189,6 +189,14 @@ AUTH_PASSWORD_VALIDATORS = [
 REGISTRATION_OPEN = env.bool("REGISTRATION_OPEN", default=True)
 REQUIRE_EMAIL_VERIFICATION = env.bool("REQUIRE_EMAIL_VERIFICATION", default=False)
 ACCEPTABLE_USE_VERSION = env.int("ACCEPTABLE_USE_VERSION", default=1)
+# Rate limits, "count/period" ("5/hour", "10/15m"; "0" = off), counted in the cache (accounts/throttle.py).
+RATE_LIMIT_REGISTER_IP = env.str("RATE_LIMIT_REGISTER_IP", default="5/hour")
+RATE_LIMIT_PASSWORD_RESET_EMAIL = env.str("RATE_LIMIT_PASSWORD_RESET_EMAIL", default="3/hour")
+RATE_LIMIT_PASSWORD_RESET_IP = env.str("RATE_LIMIT_PASSWORD_RESET_IP", default="10/hour")
+RATE_LIMIT_VERIFY_RESEND_EMAIL = env.str("RATE_LIMIT_VERIFY_RESEND_EMAIL", default="5/hour")
+RATE_LIMIT_VERIFY_RESEND_IP = env.str("RATE_LIMIT_VERIFY_RESEND_IP", default="10/hour")
+RATE_LIMIT_WS_CONNECT_IP = env.str("RATE_LIMIT_WS_CONNECT_IP", default="120/minute")
+RATE_LIMIT_WS_CONNECT_USER = env.str("RATE_LIMIT_WS_CONNECT_USER", default="60/minute")
 
 # django-axes: lock a (username, IP) pair after repeated failures; the lockout expires by itself.
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)

@@ -19,7 +19,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.admin import AuditedAdmin, ReadOnlyAdmin, ReadOnlyInline, report
+from accounts import services as accounts
+from accounts.admin import AuditedAdmin, ReadOnlyAdmin, ReadOnlyInline, ServiceDeleteMixin, report
 from config.admin_paginator import CappedCountPaginator
 from config.crypto import keyed_hash
 from config.errors import DomainError
@@ -273,7 +274,7 @@ class BlockInfoHashForm(forms.ModelForm):
 
 
 @admin.register(BlockedInfoHash)
-class BlockedInfoHashAdmin(AuditedAdmin):
+class BlockedInfoHashAdmin(ServiceDeleteMixin, AuditedAdmin):
     list_display = ("id", "reason", "created_by", "created_at")
     list_select_related = ("created_by",)
     search_fields = ("reason",)
@@ -305,6 +306,10 @@ class BlockedInfoHashAdmin(AuditedAdmin):
         saved = services.block_info_hash(request.user, form.cleaned_data["info_hash"], form.cleaned_data["reason"])
         obj.pk, obj.info_hash_hmac, obj.created_at = saved.pk, saved.info_hash_hmac, saved.created_at
         obj._state.adding = False
+
+    def delete_service(self, actor, obj: BlockedInfoHash) -> None:
+        # Unblocking: the audit row names the entry and its reason, never the hash itself.
+        accounts.delete_record(actor, obj, action="blocklist.remove", reason=obj.reason)
 
 
 # --- processes and health -------------------------------------------------------------------------

@@ -10,9 +10,10 @@ from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from config.errors import ValidationFailed
-from downloads import health, services
+from downloads import files, health, services
 from downloads.models import Batch, Job, Status
 from downloads.serializers import (
     BatchCreateSerializer,
@@ -161,3 +162,13 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 def health_snapshot(request):
     """Admins only: the health page's figures, for monitors holding an admin's API key."""
     return Response(health.snapshot())
+
+
+class FileView(APIView):
+    """DELETE /api/v1/files/{id}/: delete one file of one of your stopped jobs (downloads/files.py).
+    Another user's file is a 404; a file of a running or seeding job is a 409 `job_running`."""
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, pk: int):
+        files.delete_file(request.user, files.owned_file(request.user, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)

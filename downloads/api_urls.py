@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from downloads.api import BatchViewSet, JobViewSet, health_snapshot
+from downloads.api import BatchViewSet, FileView, JobViewSet, health_snapshot
 
 router = SimpleRouter()
 router.register("jobs", JobViewSet, basename="job")
@@ -10,5 +10,6 @@ router.register("batches", BatchViewSet, basename="batch")
 urlpatterns = [
     path("", include("downloads.delivery_api_urls")),
     path("admin/health/", health_snapshot, name="api-health"),
+    path("files/<int:pk>/", FileView.as_view(), name="file-detail"),
     *router.urls,
 ]

@@ -22,17 +22,22 @@ from urllib.parse import parse_qsl
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from accounts.ws_auth import connect_throttled
 from downloads.models import JobEvent
 from downloads.relay import ADMIN_GROUP, relay, user_group
 
 BACKLOG_PAGE = 1000
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_BAD_REQUEST = 4400
+CLOSE_THROTTLED = 4429  # too many connects (accounts.ws_auth.connect_throttled); wait, then reconnect
 
 
 class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
+        if await connect_throttled(self.scope, user):
+            await self._refuse(CLOSE_THROTTLED)
+            return
         if user is None or not user.is_authenticated or not user.is_active:
             await self._refuse(CLOSE_UNAUTHENTICATED)
             return

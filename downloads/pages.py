@@ -17,7 +17,18 @@ from billing.presentation import usage_meters
 from billing.services import usage_summary
 from config.formatting import human_bytes, human_eta, human_rate
 from downloads import backends, services
-from downloads.models import ACTIVE, CANCELLABLE, PAUSABLE, RESUMABLE, RETRYABLE, EventKind, Job, JobEvent, Status
+from downloads.models import (
+    ACTIVE,
+    CANCELLABLE,
+    PAUSABLE,
+    RESUMABLE,
+    RETRYABLE,
+    TERMINAL,
+    EventKind,
+    Job,
+    JobEvent,
+    Status,
+)
 
 PAGE_SIZE = 50
 SECRET_FIELDS = ("magnet", "torrent", "info_hash")
@@ -30,6 +41,8 @@ ACTION_STATUSES: dict[str, list[str]] = {
     "cancel": sorted(CANCELLABLE),
     "retry": sorted(RETRYABLE),
     "delete": list(Status.values),
+    # Single files (downloads/files.py): only once the backend has let go of them.
+    "delete_file": sorted(TERMINAL),
 }
 
 # Dashboard filter tabs: key → statuses shown (None = everything).
@@ -107,6 +120,8 @@ def event_text(event: JobEvent) -> str:
     if event.kind == EventKind.STATUS:
         label = Status(event.code).label if event.code in Status.values else event.code
         return f"{label}. {data.get('reason', '')}".strip()
+    if event.kind == EventKind.FILES and event.code == "deleted":
+        return f"Deleted file {data.get('path', '')}."
     if event.kind == EventKind.FILES:
         count = data.get("count", 0)
         return f"{count} file{'' if count == 1 else 's'} registered."
@@ -188,5 +203,6 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
             for f in job.files.all()[:SERVER_FILE_LIMIT]
         ],
         "events": [{"event": e, "text": event_text(e)} for e in shown],
-        "config": _page_config(jobId=job.pk, filesUrl=reverse("job-files", args=[job.pk])),
+        "config": _page_config(jobId=job.pk, filesUrl=reverse("job-files", args=[job.pk]),
+                               fileUrl=reverse("file-detail", args=[0])),
     })

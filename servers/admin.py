@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from accounts.admin import report
+from accounts.admin import ServiceDeleteMixin, report
 from servers import services
 from servers.models import TorrentServer
 
 
 @admin.register(TorrentServer)
-class TorrentServerAdmin(admin.ModelAdmin):
+class TorrentServerAdmin(ServiceDeleteMixin, admin.ModelAdmin):
     list_display = ("name", "owner", "type", "address", "enabled", "status", "client_version", "latency_ms",
                     "checked_at", "failures")
     list_filter = ("type", "status", "enabled")
@@ -32,6 +32,10 @@ class TorrentServerAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # servers belong to users: they add them with their credentials
+
+    def delete_service(self, actor, obj: TorrentServer) -> None:
+        # Its unfinished jobs fail with `server_deleted` first, and the delete is audited.
+        services.delete_server(actor, obj)
 
     @admin.display(description="address")
     def address(self, server: TorrentServer) -> str:

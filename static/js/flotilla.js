@@ -190,7 +190,9 @@
         const label = (config.statusLabels || {})[event.code] || event.code;
         return `${label}. ${data.reason || ""}`.trim();
       }
-      case "files": return `${data.count || 0} file${data.count === 1 ? "" : "s"} registered.`;
+      case "files":
+        if (event.code === "deleted") return `Deleted file ${data.path || ""}.`;
+        return `${data.count || 0} file${data.count === 1 ? "" : "s"} registered.`;
       case "deleted": return "Deleted.";
       default: return data.reason || event.code;
     }

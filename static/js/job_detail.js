@@ -85,8 +85,37 @@
     if (node.download_url && (!file || file.is_complete)) {
       li.append(" ", link(node.download_url, `Download ${node.name}`, "Download"));
     }
+    if (node.id && (config.actions.delete_file || []).includes(job.status)) {
+      const del = document.createElement("button");
+      del.type = "button";
+      del.className = "secondary";
+      del.dataset.fileId = node.id;
+      del.dataset.fileName = node.name;
+      del.setAttribute("aria-label", `Delete ${node.name}`);
+      del.textContent = "Delete";
+      li.append(" ", del);
+    }
     return li;
   }
+
+  // A file's Delete button: confirm, DELETE /api/v1/files/{id}/, then the tree reloads (the "files" event
+  // does that for every open page; this page reloads at once).
+  treeRoot.addEventListener("click", async (ev) => {
+    const button = ev.target.closest("button[data-file-id]");
+    if (!button) return;
+    const name = button.dataset.fileName;
+    if (!window.confirm(`Delete “${name}”? The file is removed from disk; this cannot be undone.`)) return;
+    const status = document.getElementById("files-status");
+    button.disabled = true;
+    try {
+      await F.api("DELETE", config.fileUrl.replace(/\/0\/$/, `/${button.dataset.fileId}/`));
+      F.announce(`${name} deleted.`);
+      await loadFiles();
+    } catch (err) {
+      status.textContent = F.errorLines(err).join(" ");
+      button.disabled = false;
+    }
+  });
 
   async function loadFiles() {
     const status = document.getElementById("files-status");
@@ -138,7 +167,9 @@
     }
     const previous = F.applyEvent(job, event, config);
     show();
-    if (event.kind === "files" || (previous !== job.status && job.status === "completed")) refreshFilesSoon();
+    // Files change, or the job stops (its files become deletable): redraw the tree.
+    const stopped = previous !== job.status && (config.actions.delete_file || []).includes(job.status);
+    if (event.kind === "files" || stopped) refreshFilesSoon();
     if (event.kind === "message" && event.code === "data_removed") refreshFilesSoon();
     if (event.kind === "status" && previous !== job.status && (job.status === "completed" || job.status === "failed")) {
       F.announce(`${job.name} ${job.status === "completed" ? "completed" : `failed: ${job.reason || ""}`}`);

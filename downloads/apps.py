@@ -12,11 +12,12 @@ class DownloadsConfig(AppConfig):
     def ready(self):
         from django_q.signals import post_spawn
 
-        from downloads import backends, heartbeats
+        from downloads import backends, heartbeats, postprocessors
         from downloads.engine.backend import EngineBackend
         from downloads.schedules import ensure_schedules
 
         backends.register(EngineBackend())
+        postprocessors.register(postprocessors.ChecksumManifest())  # does nothing unless CHECKSUM_MANIFEST
 
         post_migrate.connect(ensure_schedules, sender=self)
         # Each django-q2 worker process beats for its cluster from a thread (see downloads/heartbeats.py).

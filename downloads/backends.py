@@ -81,8 +81,21 @@ class Backend(ABC):
     def cancel(self, job: Job, *, delete_data: bool) -> None: ...
 
     @abstractmethod
-    def deliver(self, job: Job) -> None:
-        """Bring the finished files into the job's folder (or map them) and register JobFiles."""
+    def bring_home(self, job: Job) -> None:
+        """Bring the finished files into the job's folder under DATA_DIR (or map them) and register JobFiles.
+
+        Called by the spine's one runner (`downloads.bring_home`) under the job's lease, never by a backend
+        itself; it must be safe to call again after a crash (resume or redo). Raise `BackendError` with
+        `permanent` saying whether another attempt can help (the runner counts attempts and backs off), or
+        `downloads.runs.JobMoved` when the job left `transferring` meanwhile. Long work calls
+        `downloads.runs.keep_alive()` as it goes. Returning means the files are home: the runner hands
+        the job to `finish`.
+        """
+
+    def abandon(self, job: Job) -> None:
+        """The spine failed the job while bringing it home (permanent error, attempts exhausted): free
+        what the backend still holds for it (remote copy, temporary files). Best effort; never raises."""
+        return None
 
 
 _registry: dict[str, Backend] = {}

@@ -93,7 +93,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
         {S.QUEUED, S.STARTING, S.FETCHING_METADATA, S.DOWNLOADING, S.SEEDING, S.CANCELLED, S.FAILED}
     ),
     S.COMPLETED: frozenset(),
-    S.FAILED: frozenset({S.QUEUED}),
+    S.FAILED: frozenset({S.QUEUED, S.PROCESSING}),  # processing: a failed post-processing retried (admin)
     S.CANCELLED: frozenset({S.QUEUED}),
 }
 

@@ -8,6 +8,8 @@ SCHEDULES = {
     "flotilla.sync": ("downloads.tasks.sync", "seconds"),
     # Restarts the sub-minute remote poller chain if it died; exits at once when a link holds the lease.
     "flotilla.poll_remote": ("downloads.tasks.poll_remote", "seconds"),
+    # Bring-home and post-processing runs of a killed worker (expired lease) or due for a retry.
+    "flotilla.sweep_runs": ("downloads.tasks.sweep_runs", "seconds"),
     "flotilla.prune_progress_events": ("downloads.tasks.prune_progress_events", "hourly"),
     "flotilla.retention": ("downloads.tasks.apply_retention", "hourly"),
     "flotilla.forget_stale_heartbeats": ("downloads.tasks.forget_stale_heartbeats", "hourly"),

@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from billing import services as billing
 from config.logging import request_id_var
+from downloads import bring_home as road_home
 from downloads import dispatch as dispatching
-from downloads import heartbeats
+from downloads import finish, heartbeats
 from downloads.models import EventKind, JobEvent, ProcessHeartbeat
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,24 @@ def sync() -> int:
 def poll_remote() -> int:
     """A link of the remote poller chain (sync every SYNC_INTERVAL s while remote jobs are active)."""
     return dispatching.poll_remote()
+
+
+@task
+def bring_home(job_id: int, holder: str | None = None) -> int:
+    """One attempt at bringing a finished job's files home (downloads/bring_home.py), under its lease."""
+    return road_home.run(job_id, holder)
+
+
+@task
+def postprocess(job_id: int, holder: str | None = None) -> int:
+    """Run the post-processor that claimed a job (downloads/finish.py), under its lease."""
+    return finish.run_postprocess(job_id, holder)
+
+
+@task
+def sweep_runs() -> int:
+    """Scheduled: bring-home and post-processing runs whose worker died (lease expired) or whose retry is due."""
+    return road_home.sweep() + finish.sweep_processing()
 
 
 @task

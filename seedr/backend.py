@@ -3,20 +3,20 @@
 A job's life here (SeedrTask.phase) and its statuses:
 
     queued ─dispatch─► starting ─add_torrent─► fetching_metadata/downloading   (phase remote, one list per sync)
-      ─torrent became a folder─► transferring (phase transfer: a `seedr.tasks.transfer` task streams it home)
-      ─files moved into DATA_DIR─► waiting "seedr_cleanup" (phase cleanup: torrent/folder deleted on Seedr)
-      ─Seedr clean─► completed, and the dispatcher is kicked: the user's next Seedr item may start.
+      ─torrent became a folder─► transferring (phase transfer: the spine's bring-home runner calls
+                                  `bring_home`, which streams it home, resumable)
+      ─files moved into DATA_DIR─► (phase cleanup, still transferring: torrent/folder deleted on Seedr)
+      ─Seedr clean─► finish (completed), and the dispatcher is kicked: the user's next Seedr item may start.
 
 Only `SEEDR_BATCH_CONCURRENCY` Seedr jobs of a user are active at once (`may_start` asks, `submit` decides,
 older jobs first), and a job holds its slot until Seedr is clean, so the next item never meets a full
 Seedr account. A refused login makes the user's jobs wait (`seedr_auth_expired`) and resume where they
-were after reconnecting. Transient trouble is retried with backoff; permanent refusals fail the job with a
-`seedr_*` code and free the Seedr side.
+were after reconnecting. Transient trouble is retried with backoff (the spine's runner counts the attempts
+of bringing files home); permanent refusals fail the job with a `seedr_*` code and free the Seedr side.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import shutil
 import time
@@ -25,18 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from billing import services as billing
 from config.errors import Conflict
-from downloads import intake, leases
+from downloads import bring_home as road_home
+from downloads import intake, runs
 from downloads import services as jobs
 from downloads.backends import Backend, BackendError, Wait
-from downloads.models import ACTIVE, TERMINAL, IllegalTransition, Job, Status
+from downloads.models import ACTIVE, IllegalTransition, Job, Status
 from downloads.paths import UnsafePath
-from downloads.retries import retry_delay
 from seedr import client, transfer
 from seedr import services as seedr
 from seedr.models import SeedrTask
@@ -45,8 +44,8 @@ log = logging.getLogger(__name__)
 
 CLEANUP = "seedr_cleanup"
 TRANSFER_RETRY = "seedr_transfer_retry"
-TRANSFER_LEASE_SECONDS = 60.0
-TRANSFER_MAX_ATTEMPTS = 6
+TRANSFER_FAILED = "seedr_transfer_failed"
+UNSAFE_ARCHIVE = "seedr_unsafe_archive"
 MISSING_GRACE_SECONDS = 120
 PROGRESS_WRITE_SECONDS = 0.5
 Phase = SeedrTask.Phase
@@ -101,8 +100,7 @@ class SeedrBackend(Backend):
         task, _ = SeedrTask.objects.update_or_create(job=job, defaults={
             "phase": Phase.REMOTE, "torrent_id": added.torrent_id, "torrent_hash": added.info_hash or job.info_hash,
             "torrent_name": added.name or job.name, "folder_id": None, "submitted_at": timezone.now(),
-            "moving_since": None, "missing_since": None, "transfer_attempts": 0, "transfer_due_at": None,
-            "cleared_at": None,
+            "moving_since": None, "missing_since": None, "cleared_at": None,
         })
         target = Status.DOWNLOADING if job.size_bytes else Status.FETCHING_METADATA
         jobs.change_status(job, target, reason_code="seedr_added", reason="Seedr is downloading the torrent.",
@@ -160,10 +158,11 @@ class SeedrBackend(Backend):
             return
         if task.phase == Phase.REMOTE and job.status != Status.WAITING:
             self._sync_remote(session, root, job, task, claimed)
-        elif task.phase == Phase.TRANSFER and job.status == Status.TRANSFERRING:
-            _maybe_enqueue_transfer(job, task)
-        elif task.phase == Phase.CLEANUP:
-            cleanup(session, job, task)
+        elif job.status == Status.TRANSFERRING:
+            road_home.nudge(job)  # a retry that is due, or a run whose worker died
+        elif task.phase == Phase.CLEANUP and job.status == Status.WAITING and job.reason_code == CLEANUP:
+            # Left waiting for cleanup by an earlier version: cleanup is the runner's last step now.
+            road_home.data_complete(job, reason_code=CLEANUP, reason="Files are home; cleaning up Seedr.")
 
     def _sync_remote(self, session: client.Session, root, job: Job, task: SeedrTask, claimed: set) -> None:
         torrent = next((t for t in root.torrents if (task.torrent_id and t.id == task.torrent_id)
@@ -184,18 +183,15 @@ class SeedrBackend(Backend):
                 _fail(session, job, task, "seedr_error", "The torrent is no longer on Seedr (deleted there?).")
             return
         claimed.add(folder.id)
-        SeedrTask.objects.filter(pk=task.pk).update(folder_id=folder.id, phase=Phase.TRANSFER,
-                                                    transfer_due_at=timezone.now() + dt.timedelta(seconds=60))
+        SeedrTask.objects.filter(pk=task.pk).update(folder_id=folder.id, phase=Phase.TRANSFER)
         task.folder_id, task.phase = folder.id, Phase.TRANSFER
         size = folder.size or job.size_bytes or 0
         if job.status != Status.DOWNLOADING:
             jobs.change_status(job, Status.DOWNLOADING, event_data=_provider(job))
         jobs.record_progress(job, progress=1.0, downloaded_bytes=size, size_bytes=size, download_rate=0,
                              eta_seconds=0)
-        jobs.change_status(job, Status.TRANSFERRING, reason_code="seedr_transferring",
-                           reason="Seedr finished; bringing the files home.", event_data=_provider(job),
-                           download_rate=0)
-        _enqueue_transfer_on_commit(job.pk)
+        road_home.data_complete(job, reason_code="seedr_transferring",
+                                reason="Seedr finished; bringing the files home.", event_data=_provider(job))
 
     def _on_progress(self, session: client.Session, job: Job, task: SeedrTask, torrent) -> None:
         try:
@@ -247,16 +243,40 @@ class SeedrBackend(Backend):
                 log.info("seedr cancel: remote left as is", extra={"job": job.pk, "code": exc.code})
         shutil.rmtree(temp_dir(job), ignore_errors=True)
 
-    def deliver(self, job: Job) -> None:
-        """Stream the finished folder home, move it into the job's folder, register files, then clean Seedr."""
-        Transfer(job).run()
+    def bring_home(self, job: Job) -> None:
+        """Stream the finished folder home (resuming what an earlier attempt left), move it into the job's
+        folder, register files, then delete it on Seedr. Each step is skipped when an earlier attempt did it
+        (`SeedrTask.phase`); the spine's runner counts attempts and backs off."""
+        task = _task(job)
+        if task is None:
+            raise BackendError("This job has no Seedr state.", code="seedr_error", permanent=True)
+        try:
+            session = seedr.session_for_user(job.user_id)
+            if task.phase == Phase.TRANSFER:
+                Transfer(job, task).run(session)
+            if task.phase == Phase.CLEANUP:
+                _clean_seedr(session, job, task)
+        except client.SeedrAuthExpired as exc:
+            seedr.mark_expired(job.user_id, exc)  # the job waits for a login; reconnecting resumes it here
+            raise runs.JobMoved("seedr login expired") from exc
+        except _AlreadyFailed:
+            _discard_remote_quietly(job)
+            raise runs.JobMoved("failed by a quota check") from None
+        except (transfer.UnsafeArchive, UnsafePath) as exc:
+            raise BackendError(f"Refused the download: {exc}", code=UNSAFE_ARCHIVE, permanent=True) from exc
+        except client.SeedrProblem as exc:
+            raise BackendError(exc.message, code=TRANSFER_FAILED if exc.permanent else TRANSFER_RETRY,
+                               permanent=exc.permanent) from exc
+        except (transfer.TransferError, OSError) as exc:
+            raise BackendError(str(exc), code=TRANSFER_RETRY) from exc
+
+    def abandon(self, job: Job) -> None:
+        """Bringing it home failed for good: free Seedr (the user's next item needs the space) and the disk."""
+        _discard_remote_quietly(job)
+        shutil.rmtree(temp_dir(job), ignore_errors=True)
 
 
 # --- the transfer --------------------------------------------------------------------------------------
-
-
-class TransferAborted(Exception):
-    """The job left `transferring` (cancelled) while its files were coming home."""
 
 
 @dataclass
@@ -267,21 +287,18 @@ class RemoteFile:
 
 
 class Transfer:
-    """One attempt at bringing a job's Seedr folder home, under the job's transfer lease."""
+    """One attempt at bringing a job's Seedr folder home (inside the spine's bring-home run and its lease)."""
 
-    def __init__(self, job: Job, holder: str | None = None) -> None:
+    def __init__(self, job: Job, task: SeedrTask) -> None:
         self.job = job
-        self.task = job.seedr
-        self.lease = f"seedr.transfer.{job.pk}"
-        self.holder = holder or leases.new_holder()
+        self.task = task
         self.staging = temp_dir(job)
         self.done_before = 0
         self.total = 0
-        self._last_write = self._last_check = time.monotonic()
+        self._last_write = time.monotonic()
         self._last_done: int | None = None
 
-    def run(self) -> None:
-        session = seedr.session_for_user(self.job.user_id)
+    def run(self, session: client.Session) -> None:
         files = self._listing(session)
         self.total = sum(f.size for f in files)
         self._check_limits(session)
@@ -298,9 +315,7 @@ class Transfer:
         jobs.record_progress(self.job, progress=1.0, download_rate=0, eta_seconds=0)
         SeedrTask.objects.filter(pk=self.task.pk).update(phase=Phase.CLEANUP)
         self.task.phase = Phase.CLEANUP
-        jobs.change_status(self.job, Status.WAITING, reason_code=CLEANUP,
-                           reason="Files are home; waiting for Seedr cleanup.", event_data=_provider(self.job))
-        cleanup(session, self.job, self.task)
+        jobs.set_reason(self.job, CLEANUP, "Files are home; cleaning up Seedr.")
 
     def _listing(self, session: client.Session) -> list[RemoteFile]:
         """Every file under the job's Seedr folder, with paths relative to it (checked to stay inside)."""
@@ -366,14 +381,11 @@ class Transfer:
         return sorted(placed)
 
     def _progress(self, position: int) -> None:
-        """Called as bytes arrive: progress at most every 0.5 s, the cancel check and lease renewal every 2 s."""
+        """Called as bytes arrive: progress at most every 0.5 s; the run's lease renewal and cancel check
+        (`runs.keep_alive`, which stops a cancelled job's transfer with JobMoved) every few seconds."""
         now = time.monotonic()
         done = self.done_before + position
-        if now - self._last_check >= 2:
-            self._last_check = now
-            if Job.objects.filter(pk=self.job.pk).values_list("status", flat=True).first() != Status.TRANSFERRING:
-                raise TransferAborted()
-            leases.claim(self.lease, self.holder, TRANSFER_LEASE_SECONDS)
+        runs.keep_alive()
         if self._last_done is None:
             self._last_done = done  # a resumed file starts with what was already on disk: not a rate
         if now - self._last_write >= PROGRESS_WRITE_SECONDS and self.total:
@@ -387,70 +399,20 @@ class _AlreadyFailed(Exception):
     """A service already failed the job with its own reason (set_size over quota)."""
 
 
-def run_transfer(job_id: int) -> int:
-    """The `seedr.tasks.transfer` task: one attempt under the job's lease. Returns 1 when the files are home."""
-    job = Job.objects.select_related("user", "seedr").filter(pk=job_id).first()
-    if job is None or job.status != Status.TRANSFERRING or not hasattr(job, "seedr"):
-        return 0
-    lease = f"seedr.transfer.{job.pk}"
-    holder = leases.new_holder()
-    if not leases.claim(lease, holder, TRANSFER_LEASE_SECONDS):
-        return 0  # another worker is on it
-    try:
-        Transfer(job, holder).run()
-        return 1
-    except TransferAborted:
-        log.info("seedr transfer stopped: the job changed", extra={"job": job.pk})
-    except _AlreadyFailed:
-        _discard_remote_quietly(job)
-    except client.SeedrAuthExpired as exc:
-        seedr.mark_expired(job.user_id, exc)
-    except (transfer.UnsafeArchive, UnsafePath) as exc:
-        _fail_quietly(job, "seedr_unsafe_archive", f"Refused the download: {exc}")
-    except BackendError as exc:
-        _fail_quietly(job, exc.code, exc.message)
-    except (client.SeedrProblem, transfer.TransferError, OSError) as exc:
-        _transfer_retry(job, exc)
-    finally:
-        leases.release(lease, holder)
-    return 0
-
-
-def _transfer_retry(job: Job, exc: Exception) -> None:
-    task = SeedrTask.objects.get(job=job)
-    permanent = isinstance(exc, client.SeedrProblem) and exc.permanent
-    attempts = task.transfer_attempts + 1
-    message = getattr(exc, "message", None) or str(exc)
-    if permanent or attempts >= TRANSFER_MAX_ATTEMPTS:
-        _fail_quietly(job, "seedr_transfer_failed", f"Bringing the files home failed {attempts} times: {message}")
-        return
-    delay = retry_delay(attempts)
-    SeedrTask.objects.filter(pk=task.pk).update(transfer_attempts=attempts,
-                                                transfer_due_at=timezone.now() + delay)
-    job.refresh_from_db()
-    if job.status == Status.TRANSFERRING:
-        jobs.set_reason(job, TRANSFER_RETRY, f"{message} Resuming in {int(delay.total_seconds())} s.")
-    log.info("seedr transfer will be resumed", extra={"job": job.pk, "attempts": attempts, "error": message})
-
-
 # --- cleanup, failure -------------------------------------------------------------------------------------
 
 
-def cleanup(session: client.Session, job: Job, task: SeedrTask) -> bool:
-    """Delete the job's folder (and torrent, if any) on Seedr; only then is the job complete."""
+def _clean_seedr(session: client.Session, job: Job, task: SeedrTask) -> None:
+    """Delete the job's folder (and torrent, if any) on Seedr; only then may the job finish (it holds its
+    Seedr slot until then, so the user's next item never meets a full account). A failure is transient."""
     try:
         _discard_remote(session, task, strict=True)
     except client.SeedrAuthExpired:
         raise
     except client.SeedrProblem as exc:
-        jobs.set_reason(job, CLEANUP, f"Files are home; Seedr cleanup failed ({exc.message}), retrying.")
-        return False
+        raise BackendError(f"Files are home; Seedr cleanup failed ({exc.message}).", code=CLEANUP) from exc
     SeedrTask.objects.filter(pk=task.pk).update(phase=Phase.DONE)
     task.phase = Phase.DONE
-    jobs.change_status(job, Status.COMPLETED, reason_code="done", reason="Download complete; Seedr cleaned up.",
-                       event_data=_provider(job))
-    _kick_dispatcher_on_commit()  # the user's next Seedr item may start now
-    return True
 
 
 def _discard_remote(session: client.Session, task: SeedrTask, *, strict: bool = False) -> None:
@@ -493,19 +455,6 @@ def _fail(session: client.Session, job: Job, task: SeedrTask, code: str, message
         _discard_remote(session, task)
     except client.SeedrProblem as exc:
         log.info("seedr: could not free the Seedr side", extra={"job": job.pk, "code": exc.code})
-    shutil.rmtree(temp_dir(job), ignore_errors=True)
-    _kick_dispatcher_on_commit()
-
-
-def _fail_quietly(job: Job, code: str, message: str) -> None:
-    job.refresh_from_db()
-    if job.status in TERMINAL:
-        return
-    try:
-        jobs.fail(job, code, message, **_provider(job))
-    except (jobs.StaleJob, IllegalTransition):
-        return
-    _discard_remote_quietly(job)
     shutil.rmtree(temp_dir(job), ignore_errors=True)
     _kick_dispatcher_on_commit()
 
@@ -554,32 +503,10 @@ def resume_after_login(job: Job) -> None:
     elif task.phase == Phase.REMOTE:
         jobs.change_status(job, Status.DOWNLOADING, reason_code="seedr_reconnected",
                            reason="Seedr is connected again.", event_data=_provider(job))
-    elif task.phase == Phase.TRANSFER:
-        SeedrTask.objects.filter(pk=task.pk).update(transfer_due_at=timezone.now() + dt.timedelta(seconds=60))
-        jobs.change_status(job, Status.TRANSFERRING, reason_code="seedr_reconnected",
-                           reason="Seedr is connected again; resuming the transfer.", event_data=_provider(job))
-        _enqueue_transfer_on_commit(job.pk)
-    else:
-        jobs.set_reason(job, CLEANUP, "Files are home; waiting for Seedr cleanup.")
-
-
-def _maybe_enqueue_transfer(job: Job, task: SeedrTask) -> None:
-    """Re-enqueue a transfer whose worker died (lease expired) or whose backoff is over."""
-    if leases.is_held(f"seedr.transfer.{job.pk}"):
-        return
-    if task.transfer_due_at and task.transfer_due_at > timezone.now():
-        return
-    SeedrTask.objects.filter(pk=task.pk).update(transfer_due_at=timezone.now() + dt.timedelta(seconds=60))
-    _enqueue_transfer_on_commit(job.pk)
-
-
-def _enqueue_transfer_on_commit(job_id: int) -> None:
-    from seedr import tasks
-
-    transaction.on_commit(lambda: tasks.enqueue("seedr.tasks.transfer", job_id))
+    else:  # transfer or cleanup: the spine's runner takes the job home from where it stopped
+        road_home.data_complete(job, reason_code="seedr_reconnected",
+                                reason="Seedr is connected again; resuming the transfer.", event_data=_provider(job))
 
 
 def _kick_dispatcher_on_commit() -> None:
-    from seedr import tasks
-
-    transaction.on_commit(tasks.kick_dispatcher)
+    runs.enqueue("downloads.tasks.dispatch", group="dispatch")

@@ -75,7 +75,8 @@ class SeedrDeviceLogin(models.Model):
 
 
 class SeedrTask(models.Model):
-    """What Flotilla knows about a job's life on Seedr (its torrent, then its folder) and its transfer home."""
+    """What Flotilla knows about a job's life on Seedr (its torrent, then its folder) and how far its transfer
+    home got (`phase`). Attempts and backoff of the transfer are the spine's (`Job.attempts`)."""
 
     class Phase(models.TextChoices):
         REMOTE = "remote", "Downloading on Seedr"
@@ -93,8 +94,6 @@ class SeedrTask(models.Model):
     moving_since = models.DateTimeField(null=True, blank=True, help_text="First sync that saw progress.")
     missing_since = models.DateTimeField(null=True, blank=True,
                                          help_text="First sync that found neither the torrent nor its folder.")
-    transfer_attempts = models.PositiveSmallIntegerField(default=0)
-    transfer_due_at = models.DateTimeField(null=True, blank=True)
     cleared_at = models.DateTimeField(null=True, blank=True, help_text="Hidden from the Seedr queue.")
 
     def __str__(self) -> str:

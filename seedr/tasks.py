@@ -14,14 +14,6 @@ INSIGHTS_SCHEDULE = "flotilla.seedr_insights"
 
 
 @task
-def transfer(job_id: int) -> int:
-    """Bring a finished Seedr download home (one attempt, resumable)."""
-    from seedr.backend import run_transfer
-
-    return run_transfer(job_id)
-
-
-@task
 def refresh_insights(user_id: int | None = None) -> int:
     """Account insights: one user's (after connecting) or every connected account's (scheduled)."""
     from seedr import client, services

@@ -3,9 +3,9 @@
 A job's life on a server:
 
     queued ─dispatch─► starting ─added on the server─► fetching_metadata / downloading   (synced by the poller)
-      ─every byte there─► transferring (a path mapping is set: `servers.tasks.deliver` copies or links the
-                           files into DATA_DIR) ─► completed
-      ─every byte there, no mapping─► completed (the files stay on the server; JobFiles still list them)
+      ─every byte there─► transferring (a path mapping is set: the spine's bring-home runner calls
+                           `bring_home`, which links or copies the files into DATA_DIR) ─► finish
+      ─every byte there, no mapping─► finish (the files stay on the server; JobFiles still list them)
 
 `sync` is ONE listing per server per cycle, whatever the number of jobs (`group_key` = the server); a job
 that finishes costs one more request for its file list (rTorrent folds it into the same multicall). A
@@ -22,13 +22,13 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from django.db import transaction
 from django.utils import timezone
 
 from billing import services as billing
 from config.crypto import keyed_hash
 from config.errors import DomainError
-from downloads import leases
+from downloads import bring_home as road_home
+from downloads import finish, runs
 from downloads import services as jobs
 from downloads.backends import Backend, BackendError, Wait
 from downloads.models import ACTIVE, IllegalTransition, Job, Status
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 UNREACHABLE = "server_unreachable"
 DISABLED = "server_disabled"
 MISSING = "server_missing"
-DELIVERY_LEASE_SECONDS = 120.0
 ADD_GRACE_SECONDS = 30  # a torrent missing from the listing this soon after the submit is not missing yet
 # Errors about the server as a whole: the job waits and retries; anything else is about this torrent.
 SERVER_LEVEL = {"server_unreachable", "server_timeout", "server_auth", "server_error", "server_address",
@@ -162,7 +161,7 @@ class ServerBackend(Backend):
 
     def _sync_one(self, server: TorrentServer, job: Job, torrent: Torrent | None, finished: list) -> None:
         if job.status == Status.TRANSFERRING:
-            _maybe_enqueue_delivery(job)
+            road_home.nudge(job)  # a retry that is due, or a run whose worker died
             return
         if job.status not in ACTIVE | {Status.PAUSED} or not job.remote_id:
             return
@@ -241,10 +240,11 @@ class ServerBackend(Backend):
     def cancel(self, job: Job, *, delete_data: bool) -> None:
         self._act(job, lambda client, h: client.remove(h, delete_data=delete_data), missing_ok=True)
 
-    def deliver(self, job: Job) -> None:
+    def bring_home(self, job: Job) -> None:
         """Bring the finished files home through the server's path mapping (hard link, else copy).
 
-        The save path is asked from the server now (one request), so a torrent moved there is still found."""
+        The save path is asked from the server now (one request), so a torrent moved there is still found.
+        Files already home (a retried attempt) are not copied again."""
         server = self._server_or_fail(job)
         try:
             with clients.connect(server) as client:
@@ -266,13 +266,19 @@ class ServerBackend(Backend):
         except billing.QuotaExceeded as exc:
             raise BackendError(exc.detail, code=exc.code, permanent=True) from exc
         delivered = {}
-        for f in files:
-            source = _mapped_source(Path(server.local_path), Path(local), f.path)
-            target = safe_join(job.data_dir, f.path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not (target.exists() and target.stat().st_size == f.size_bytes):
-                _link_or_copy(source, target)
-            delivered[f.index] = f.size_bytes
+        try:
+            for f in files:
+                runs.keep_alive()
+                source = _mapped_source(Path(server.local_path), Path(local), f.path)
+                target = safe_join(job.data_dir, f.path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not (target.exists() and target.stat().st_size == f.size_bytes):
+                    _link_or_copy(source, target)
+                delivered[f.index] = f.size_bytes
+        except (UnsafePath, OSError) as exc:
+            # A file outside the mapping, or not on the mapped disk: another attempt would find the same.
+            raise BackendError(f"Bringing the files home failed: {exc}", code="server_delivery_failed",
+                               permanent=True) from exc
         jobs.update_file_progress(job, delivered)
         billing.record_usage(job.user_id, delivered=total)
 
@@ -310,12 +316,10 @@ def complete_job(server: TorrentServer, job: Job, torrent: Torrent) -> None:
         reason = (f"Finished on {server.name}; the files stay on the server." if not server.local_path else
                   f"Finished on {server.name}, in {torrent.save_path}, outside the path mapping: the files stay "
                   "on the server.")
-        jobs.change_status(job, Status.COMPLETED, reason_code="done_on_server", reason=reason,
-                           event_data=_provider(server))
+        finish.finish(job, reason_code="done_on_server", reason=reason, event_data=_provider(server))
         return
-    jobs.change_status(job, Status.TRANSFERRING, reason_code="server_delivering",
-                       reason=f"Finished on {server.name}; bringing the files home.", event_data=_provider(server))
-    _maybe_enqueue_delivery(job)
+    road_home.data_complete(job, reason_code="server_delivering",
+                            reason=f"Finished on {server.name}; bringing the files home.", event_data=_provider(server))
 
 
 def _mapped_source(root: Path, save_path: Path, relative: str) -> Path:
@@ -338,43 +342,6 @@ def _link_or_copy(source: Path, target: Path) -> None:
     except OSError:
         shutil.copyfile(source, partial)
     partial.replace(target)
-
-
-def _maybe_enqueue_delivery(job: Job) -> None:
-    """Enqueue the delivery task unless one holds (or was just given) the job's delivery lease."""
-    lease, holder = f"servers.deliver.{job.pk}", leases.new_holder()
-    if not leases.claim(lease, holder, DELIVERY_LEASE_SECONDS):
-        return
-    from servers import tasks
-
-    transaction.on_commit(lambda: tasks.enqueue("servers.tasks.deliver", job.pk, holder))
-
-
-def run_delivery(job_id: int, holder: str) -> int:
-    """The `servers.tasks.deliver` task: one attempt under the job's lease. Returns 1 when delivered."""
-    job = Job.objects.select_related("user").filter(pk=job_id).first()
-    if job is None or job.status != Status.TRANSFERRING:
-        return 0
-    lease = f"servers.deliver.{job.pk}"
-    if not leases.claim(lease, holder, DELIVERY_LEASE_SECONDS):
-        return 0  # someone else took it over after our lease expired
-    try:
-        ServerBackend().deliver(job)
-    except BackendError as exc:
-        if exc.permanent:
-            _quietly(jobs.fail, job, exc.code, exc.message)
-        else:
-            _quietly(jobs.set_reason, job, exc.code, f"{exc.message} Retrying.")
-        return 0
-    except (UnsafePath, OSError) as exc:
-        _quietly(jobs.fail, job, "server_delivery_failed", f"Bringing the files home failed: {exc}")
-        return 0
-    finally:
-        leases.release(lease, holder)
-    job.refresh_from_db()
-    _quietly(jobs.change_status, job, Status.COMPLETED, reason_code="delivered",
-             reason="Download complete; the files are here.")
-    return 1
 
 
 def _quietly(action, job: Job, *args, **kwargs) -> None:

@@ -3,7 +3,7 @@
 Web and worker never talk to libtorrent. Pausing, resuming or cancelling an engine job is the status change
 the spine's services already make; the engine holding the job sees it at its next reconcile (within
 ENGINE_POLL_INTERVAL) and applies it to its session. Files are written straight into the job's folder,
-so there is nothing to deliver.
+so bringing them home is a check that they are there (`bring_home.complete_in_place`, after seeding).
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from downloads.backends import Backend, BackendError
 from downloads.engine import claims
 from downloads.models import Job
+from downloads.paths import UnsafePath, safe_join
+
+FILES_MISSING = "engine_files_missing"
 
 
 class EngineBackend(Backend):
@@ -38,5 +41,14 @@ class EngineBackend(Backend):
     def cancel(self, job: Job, *, delete_data: bool) -> None:
         """The status change (and `data_deleted_at`) is the command."""
 
-    def deliver(self, job: Job) -> None:
-        """The files are already in the job's folder."""
+    def bring_home(self, job: Job) -> None:
+        """The files are already in the job's folder: verify each registered file is there, whole (no copy)."""
+        for path, size in job.files.values_list("path", "size_bytes"):
+            try:
+                target = safe_join(job.data_dir, path)
+                ok = target.is_file() and target.stat().st_size == size
+            except (OSError, UnsafePath):
+                ok = False
+            if not ok:
+                raise BackendError(f"The finished file {path} is missing from the download folder.",
+                                   code=FILES_MISSING, permanent=True)

@@ -28,7 +28,7 @@ from django.db import DatabaseError, close_old_connections, connection
 
 from billing.models import Plan
 from billing.services import current_plan
-from downloads import heartbeats, intake, services
+from downloads import bring_home, heartbeats, intake, services
 from downloads.engine import claims
 from downloads.engine.config import idle_seconds, seeding_done, session_settings
 from downloads.engine.resume import ResumeDecryptionError, ResumeStore
@@ -415,8 +415,9 @@ class Engine:
             self._complete(torrent, why)
 
     def _complete(self, torrent: Torrent, why: str) -> None:
-        services.change_status(torrent.job, Status.COMPLETED, reason_code="done", reason=f"Complete ({why}).",
-                               event_data={"ratio_reason": why}, progress=1.0)
+        """Seeding is over: the torrent leaves the session and the job takes the finish line (files in place)."""
+        bring_home.complete_in_place(torrent.job, reason_code="done", reason=f"Complete ({why}).",
+                                     event_data={"ratio_reason": why}, progress=1.0)
         self._forget(torrent, delete_files=False)
         log.info("torrent complete", extra={"job": torrent.job.pk, "why": why})
 

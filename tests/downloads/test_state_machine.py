@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from downloads import services
-from downloads.models import TERMINAL, TRANSITIONS, IllegalTransition, Job, JobEvent, Status
+from downloads.models import TRANSITIONS, IllegalTransition, Job, JobEvent, Status
 from tests.downloads.factories import JobFactory
 
 S = Status
@@ -34,6 +34,7 @@ ALLOWED = {
     (S.PAUSED, S.QUEUED), (S.PAUSED, S.STARTING), (S.PAUSED, S.FETCHING_METADATA), (S.PAUSED, S.DOWNLOADING),
     (S.PAUSED, S.SEEDING), (S.PAUSED, S.CANCELLED), (S.PAUSED, S.FAILED),
     (S.FAILED, S.QUEUED), (S.CANCELLED, S.QUEUED),
+    (S.FAILED, S.PROCESSING),  # a failed post-processing retried from the admin (downloads/finish.py)
 }
 ALL_PAIRS = list(itertools.product(S, S))
 
@@ -44,8 +45,8 @@ def test_table_is_exactly_the_documented_one():
 
 def test_completed_is_final_and_terminal_states_only_retry():
     assert TRANSITIONS[S.COMPLETED] == frozenset()
-    for state in TERMINAL - {S.COMPLETED}:
-        assert TRANSITIONS[state] == {S.QUEUED}
+    assert TRANSITIONS[S.CANCELLED] == {S.QUEUED}
+    assert TRANSITIONS[S.FAILED] == {S.QUEUED, S.PROCESSING}  # retry, or retry its post-processing
 
 
 @pytest.mark.django_db

@@ -10,9 +10,13 @@ Behaviour, per call:
   Names starting with "loopback-reject" are refused permanently (code "remote_rejected"), names starting
   with "loopback-busy" transiently (code "remote_busy") — like a payment sandbox's magic card numbers.
 - `sync(jobs)`: ONE call for the whole group; each downloading transfer advances by `STEP` (25 %) and is
-  recorded through `services.record_progress`; at 100 % the job's single file is delivered and the job
-  completes. Paused transfers stay put; a job whose transfer is gone fails with "remote_missing".
-- `pause` / `resume` / `cancel` / `deliver` change the transfer's state for real.
+  recorded through `services.record_progress`; at 100 % the job takes the spine's finish line with its
+  single (tiny) file brought home inline (`bring_home.complete_in_place`, after the state lock is released).
+  A job in `transferring` (put there by a test through `bring_home.data_complete`) is nudged to the spine's
+  bring-home runner. Paused transfers stay put; a job whose transfer is gone fails with "remote_missing".
+- `pause` / `resume` / `cancel` / `bring_home` change the transfer's state for real. `bring_home` writes the
+  file (refused transiently, "not_finished", until the transfer is done); in-process tests may queue errors
+  for it in `bring_home_errors`, raised one per call, first.
 
 Loading: naming this module in `EXTRA_BACKEND_MODULES` (as the e2e tests do for their subprocesses)
 registers an instance when downloads/apps.py imports it. A plain import (a test importing the class)
@@ -34,7 +38,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from downloads import backends, services
+from downloads import backends, bring_home, services
 from downloads.backends import Backend, BackendError
 from downloads.models import TERMINAL, Job, Status
 from downloads.paths import safe_join
@@ -70,6 +74,7 @@ class LoopbackBackend(Backend):
 
     def __init__(self, state_dir: Path | str | None = None) -> None:
         self._state_dir = Path(state_dir) if state_dir else None
+        self.bring_home_errors: list[BackendError] = []  # raised by the next bring_home calls (in-process)
 
     # --- the remote service's state ---------------------------------------------------------------
 
@@ -102,6 +107,12 @@ class LoopbackBackend(Backend):
     def calls(self) -> dict[str, int]:
         return self.snapshot()["calls"]
 
+    def finish_remotely(self, job: Job) -> None:
+        """The remote side finishes the transfer now (a test then drives the spine's bring-home runner)."""
+        with self._remote() as state:
+            transfer = self._transfer(state, job)
+            transfer.update(state=DONE, progress=1.0)
+
     @staticmethod
     def remote_id_for(job: Job) -> str:
         return f"lb-{job.pk}"
@@ -127,23 +138,34 @@ class LoopbackBackend(Backend):
         services.change_status(job, Status.DOWNLOADING, remote_id=remote_id, size_bytes=size)
 
     def sync(self, jobs: Sequence[Job]) -> None:
+        finished = []
         with self._remote("sync") as state:
             state["sync_batches"].append(sorted(job.pk for job in jobs))
             for job in jobs:
                 try:
-                    self._sync_one(state, job)
+                    if self._sync_one(state, job):
+                        finished.append(job)
                 except services.StaleJob:
                     # The user acted on the job meanwhile (pause, cancel): the next sync sees the new state.
                     log.info("loopback sync: job changed meanwhile", extra={"job": job.pk})
+        for job in finished:  # outside the state lock: bring_home takes it again
+            try:
+                bring_home.complete_in_place(job, reason_code="done", reason="Download complete.")
+            except services.StaleJob:
+                log.info("loopback sync: job changed meanwhile", extra={"job": job.pk})
 
-    def _sync_one(self, state: dict, job: Job) -> None:
+    def _sync_one(self, state: dict, job: Job) -> bool:
+        """Advance one job; True when its data just became complete."""
+        if job.status == Status.TRANSFERRING:
+            bring_home.nudge(job)
+            return False
         transfer = state["transfers"].get(job.remote_id)
         if transfer is None:
             if job.status not in TERMINAL:
                 services.fail(job, "remote_missing", "The loopback service no longer knows this download.")
-            return
+            return False
         if transfer["state"] != DOWNLOADING or job.status == Status.PAUSED:
-            return
+            return False
         if job.status != Status.DOWNLOADING:  # resumed (starting) or waiting: the remote is running it
             services.change_status(job, Status.DOWNLOADING)
         transfer["progress"] = min(1.0, round(transfer["progress"] + STEP, 4))
@@ -155,8 +177,8 @@ class LoopbackBackend(Backend):
         )
         if progress >= 1:
             transfer["state"] = DONE
-            self._write_file(job, transfer)
-            services.change_status(job, Status.COMPLETED, reason_code="done", reason="Download complete.")
+            return True
+        return False
 
     def pause(self, job: Job) -> None:
         with self._remote("pause") as state:
@@ -175,8 +197,10 @@ class LoopbackBackend(Backend):
             if state["transfers"].pop(job.remote_id, None) is not None:
                 state["cancelled"].append({"job": job.pk, "delete_data": delete_data})
 
-    def deliver(self, job: Job) -> None:
-        with self._remote("deliver") as state:
+    def bring_home(self, job: Job) -> None:
+        if self.bring_home_errors:
+            raise self.bring_home_errors.pop(0)
+        with self._remote("bring_home") as state:
             transfer = self._transfer(state, job)
             if transfer["state"] != DONE:
                 raise BackendError("The download is not finished yet.", code="not_finished")

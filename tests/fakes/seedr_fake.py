@@ -207,6 +207,9 @@ class FakeSeedr:
         self.stats = {"max_active_seen": 0, "bytes_served": 0}
         self._faults: dict[str, list[tuple[int, dict]]] = {}
         self._cuts: list[int] = []
+        self._holds: list[int] = []
+        self.held = threading.Event()  # set while a download is held (see hold_next_download)
+        self._release = threading.Event()
         self._reads: dict[str, int] = {}
         self._ids = itertools.count(1001)
         self._server: ThreadingHTTPServer | None = None
@@ -245,6 +248,16 @@ class FakeSeedr:
         """The next file download sends its headers, `after_bytes` of body, then drops the connection."""
         with self.lock:
             self._cuts.append(after_bytes)
+
+    def hold_next_download(self, after_bytes: int) -> None:
+        """The next file download sends `after_bytes` of body and then stalls (the connection stays open)
+        until `release_downloads()`: a transfer caught mid-way, deterministically."""
+        with self.lock:
+            self._holds.append(after_bytes)
+            self._release.clear()
+
+    def release_downloads(self) -> None:
+        self._release.set()
 
     def expire_tokens(self, username: str | None = None) -> None:
         """Every access token (of one account) expires now: the next call answers `expired_token`."""
@@ -568,6 +581,16 @@ class FakeSeedr:
         with self.lock:
             return self._cuts.pop(0) if self._cuts else None
 
+    def take_hold(self) -> int | None:
+        with self.lock:
+            return self._holds.pop(0) if self._holds else None
+
+    def hold(self) -> None:
+        """Stall the calling download until released (bounded, so a forgotten release cannot hang a test)."""
+        self.held.set()
+        self._release.wait(timeout=300)
+        self.held.clear()
+
     def begin_read(self, link: str) -> bool:
         with self.lock:
             if self._reads.get(link, 0) >= 2:
@@ -781,8 +804,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{f.size}")
         self.end_headers()
         cut = self.fake.take_cut()
+        hold = self.fake.take_hold()
         sent = 0
         for part in iter_bytes(f.seed, start, end):
+            if hold is not None and sent + len(part) > hold:
+                self.wfile.write(part[: max(0, hold - sent)])
+                self.wfile.flush()
+                part, sent = part[max(0, hold - sent):], hold
+                hold = None
+                self.fake.hold()
             if cut is not None and sent + len(part) > cut:
                 self.wfile.write(part[: max(0, cut - sent)])
                 self.wfile.flush()
@@ -791,7 +821,10 @@ class _Handler(BaseHTTPRequestHandler):
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(2)  # the connection drops mid-body, as a flaky CDN does
                 return sent
-            self.wfile.write(part)
+            try:
+                self.wfile.write(part)
+            except OSError:  # the client went away (killed mid-transfer): what it got is what was sent
+                return sent
             sent += len(part)
         return sent
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from downloads import dispatch
-from downloads.models import Job, Status
+from downloads.models import Job
 from seedr import client, services
-from seedr.backend import run_transfer
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
+from tests.downloads.runs import run_due
 from tests.fakes.seedr_fake import FakeSeedr
 
 SEEDR_EMAIL = "alice@seedr.test"
@@ -52,12 +52,11 @@ def connected(fake, user, plan):
 
 
 def drive(rounds: int = 1) -> None:
-    """What the worker does, in-process: dispatch, one sync per group, then any transfer that is due."""
+    """What the worker does, in-process: dispatch, one sync per group, then the bring-home runs enqueued."""
     for _ in range(rounds):
         dispatch.dispatch_queued()
         dispatch.sync_running()
-        for job_id in Job.objects.filter(backend="seedr", status=Status.TRANSFERRING).values_list("pk", flat=True):
-            run_transfer(job_id)
+        run_due(backend="seedr")
 
 
 def refreshed(job: Job) -> Job:

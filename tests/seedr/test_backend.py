@@ -12,8 +12,8 @@ from downloads import dispatch
 from downloads import services as jobs
 from downloads.models import Job, JobEvent, Status
 from seedr import services
-from seedr.backend import run_transfer
 from seedr.models import SeedrAccount, SeedrTask
+from tests.downloads.runs import run_bring_home
 from tests.fakes.seedr_fake import DEFAULT_FILE_SIZE, file_sha256
 from tests.seedr.conftest import SEEDR_EMAIL, drive, info_hash, magnet, refreshed
 
@@ -38,16 +38,17 @@ class TestHappyPath:
         drive()  # 100 %: a folder on Seedr → transfer → cleanup
         job = refreshed(job)
         assert job.status == Status.COMPLETED, job.reason
-        assert statuses(job) == ["starting", "fetching_metadata", "downloading", "transferring", "waiting",
-                                  "completed"]
+        assert statuses(job) == ["starting", "fetching_metadata", "downloading", "transferring", "completed"]
         path = job.data_dir / "Sintel.bin"
         assert sha256(path) == file_sha256(info_hash(1), "Sintel.bin", DEFAULT_FILE_SIZE)
         assert [(f.path, f.size_bytes, f.completed_bytes) for f in job.files.all()] == [
             ("Sintel.bin", DEFAULT_FILE_SIZE, DEFAULT_FILE_SIZE)]
         assert fake.account(SEEDR_EMAIL).is_empty()  # torrent, folder and files deleted on Seedr
         assert not (services.settings.SEEDR_TEMP_DIR / str(job.pk)).exists()
-        waiting = JobEvent.objects.get(job_id=job.pk, kind="status", code="waiting")
-        assert waiting.data["reason_code"] == "seedr_cleanup"
+        # Cleanup is the last step of bringing the files home: the job holds its Seedr slot until then.
+        assert JobEvent.objects.filter(job_id=job.pk, kind="message", code="seedr_cleanup").exists()
+        completed = JobEvent.objects.get(job_id=job.pk, kind="status", code="completed")
+        assert (completed.data["previous"], completed.data["reason_code"]) == ("transferring", "delivered")
         provider = JobEvent.objects.get(job_id=job.pk, kind="status", code="downloading").data["provider"]
         assert provider["name"] == "seedr" and provider["torrent_id"] == job.seedr.torrent_id
 
@@ -169,11 +170,13 @@ class TestFailures:
         for _ in range(4):  # every in-task attempt is cut: the task gives up for now, keeping the part
             fake.cut_next_download(100_000)
         dispatch.sync_running()
-        run_transfer(job.pk)
+        run_bring_home(job.pk)
         job = refreshed(job)
-        assert (job.status, job.reason_code) == (Status.TRANSFERRING, "seedr_transfer_retry")
-        SeedrTask.objects.filter(job=job).update(transfer_due_at=None)
-        run_transfer(job.pk)
+        assert (job.status, job.reason_code, job.attempts) == (Status.TRANSFERRING, "seedr_transfer_retry", 1)
+        assert job.next_attempt_at > timezone.now()  # the spine's backoff
+        Job.objects.filter(pk=job.pk).update(next_attempt_at=None)
+        dispatch.sync_running()  # the sync nudges the due retry to the runner
+        run_bring_home(job.pk)
         job = refreshed(job)
         assert job.status == Status.COMPLETED
         assert sha256(job.data_dir / "ep.mkv") == file_sha256(info_hash(10), "ep.mkv", 2_000_000)
@@ -270,7 +273,7 @@ class TestTokens:
         assert job.status == Status.COMPLETED, job.reason
         codes = list(JobEvent.objects.filter(job_id=job.pk, kind="status").values_list("code", flat=True))
         assert codes == ["starting", "fetching_metadata", "downloading", "waiting", "downloading", "transferring",
-                         "waiting", "completed"]
+                         "completed"]
 
     def test_a_job_waits_when_the_user_never_connected(self, fake, user, plan):
         job = services.add(user, magnet=magnet(22))

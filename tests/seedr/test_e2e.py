@@ -116,7 +116,7 @@ def test_device_code_then_a_batch_of_three_runs_one_at_a_time_and_lands_home(see
     assert ids == sorted(set(ids))
     for job_id in job_ids:
         steps = [m["code"] for m in live if m.get("job") == job_id and m["kind"] == "status"]
-        assert steps == ["starting", "fetching_metadata", "downloading", "transferring", "waiting", "completed"]
+        assert steps == ["starting", "fetching_metadata", "downloading", "transferring", "completed"]
         assert any(m.get("job") == job_id and m["kind"] == "progress" for m in live)
     downloading = next(m for m in live if m.get("job") == job_ids[1] and m["code"] == "downloading")
     assert downloading["data"]["provider"]["batch"] == {"id": created.json()["batch"]["id"], "index": 2,

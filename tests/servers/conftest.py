@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from downloads import dispatch
-from downloads.models import Job, Status
+from downloads.models import Job
 from servers import clients
-from servers.backend import run_delivery
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
+from tests.downloads.runs import run_due
 from tests.servers import daemons
 from tests.servers.factories import TorrentServerFactory
 
@@ -36,16 +36,11 @@ def server_for(daemon: daemons.Daemon, owner, **extra):
 
 
 def drive(rounds: int = 1) -> None:
-    """What the worker does, in-process: dispatch, one sync per group, and any due delivery."""
-    from downloads.models import Lease
-
+    """What the worker does, in-process: dispatch, one sync per group, and the bring-home runs enqueued."""
     for _ in range(rounds):
         dispatch.dispatch_queued()
         dispatch.sync_running()
-        for job in Job.objects.filter(backend__startswith="server:", status=Status.TRANSFERRING):
-            lease = Lease.objects.filter(name=f"servers.deliver.{job.pk}").first()
-            if lease is not None:
-                run_delivery(job.pk, lease.holder)
+        run_due(backend__startswith="server:")
 
 
 def seed_to(swarm, record, daemon: daemons.Daemon) -> None:

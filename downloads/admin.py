@@ -24,7 +24,7 @@ from accounts.admin import AuditedAdmin, ReadOnlyAdmin, ReadOnlyInline, ServiceD
 from config.admin_paginator import CappedCountPaginator
 from config.crypto import keyed_hash
 from config.errors import DomainError
-from downloads import health, intake, services
+from downloads import finish, health, intake, services
 from downloads.models import Batch, BlockedInfoHash, Job, JobEvent, JobFile, ProcessHeartbeat
 
 # Encrypted job columns: never loaded by a list (cost of decrypting, and nothing to show).
@@ -123,7 +123,7 @@ class JobAdmin(ReadOnlyAdmin):
     list_filter = ("status", "backend", StuckFilter, FailedFilter, ("created_at", admin.DateFieldListFilter))
     search_fields = ("name", "user__email", "id__exact")
     search_help_text = "Name, owner's email, job id, or an info-hash."
-    actions = ("terminate", "retry")
+    actions = ("terminate", "retry", "retry_postprocess")
     paginator = CappedCountPaginator
     show_full_result_count = False
     inlines = (JobFileInline,)
@@ -171,6 +171,10 @@ class JobAdmin(ReadOnlyAdmin):
     @admin.action(description="Retry selected failed / cancelled jobs")
     def retry(self, request, queryset) -> None:
         self._each(request, queryset, services.retry_job, "Queued again")
+
+    @admin.action(description="Retry post-processing of selected jobs (failed while processing)")
+    def retry_postprocess(self, request, queryset) -> None:
+        self._each(request, queryset, finish.retry_postprocess, "Post-processing again")
 
     def _each(self, request, queryset, service, verb: str) -> None:
         done, skipped = 0, []

@@ -19,3 +19,10 @@ urlpatterns = [
     path("", include("seedr.urls")),
     path("", include("servers.urls")),
 ]
+
+# Errors raised outside DRF (unknown /api/ routes, a body over DATA_UPLOAD_MAX_MEMORY_SIZE read by a
+# middleware) get the API's {"code", "detail"} shape on API routes and JSON requests (config/errors.py).
+handler400 = "config.errors.bad_request"
+handler403 = "config.errors.permission_denied"
+handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"

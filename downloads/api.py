@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import ValidationFailed
+from config.params import id_param
 from downloads import files, health, services
 from downloads.models import Batch, Job, Status
 from downloads.serializers import (
@@ -37,7 +38,7 @@ def _date_param(request, name: str):
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = Job.objects.none()  # typing for the schema; get_queryset() scopes to the user
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = r"[0-9]+"
     serializer_class = JobSerializer
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
@@ -60,10 +61,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             queryset = queryset.filter(status__in=wanted)
         if backend := params.get("backend"):
             queryset = queryset.filter(backend=backend)
-        if batch := params.get("batch"):
-            if not batch.isdigit():
-                raise ValidationFailed("'batch' must be a batch id.", code="invalid_filter")
-            queryset = queryset.filter(batch_id=int(batch))
+        if (batch := id_param(params, "batch")) is not None:
+            queryset = queryset.filter(batch_id=batch)
         if after := _date_param(self.request, "created_after"):
             queryset = queryset.filter(created_at__gte=after) if hasattr(after, "hour") else queryset.filter(
                 created_at__date__gte=after)
@@ -130,7 +129,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
 class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = Batch.objects.none()
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = r"[0-9]+"
     serializer_class = BatchSerializer
 
     def get_queryset(self):

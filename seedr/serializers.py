@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from config.params import MAX_ID
 from downloads.models import Job
 from downloads.serializers import BatchCreateSerializer, JobCreateSerializer
 
@@ -26,9 +27,9 @@ class BatchAddSerializer(BatchCreateSerializer):
 class SelectionSerializer(serializers.Serializer):
     """Which Seedr items an action applies to: `ids`, or a whole `batch`."""
 
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False,
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
                                 max_length=settings.BATCH_MAX_LINES)
-    batch = serializers.IntegerField(required=False, min_value=1)
+    batch = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
     def selection(self) -> dict:
         data = self.validated_data

@@ -10,7 +10,8 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import ValidationFailed
+from config.openapi import AutoSchema
+from config.params import id_param
 from downloads.serializers import JobSerializer
 from servers import services
 from servers.models import TorrentServer
@@ -32,7 +33,7 @@ class ServerViewSet(viewsets.ModelViewSet):
 
     queryset = TorrentServer.objects.none()
     serializer_class = ServerSerializer
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = r"[0-9]+"
     pagination_class = None  # a handful per user
 
     def get_queryset(self):
@@ -55,23 +56,26 @@ class ServerViewSet(viewsets.ModelViewSet):
 
 
 def _server_id(request: Request) -> int | None:
-    raw = request.query_params.get("server_id")
-    if raw in (None, ""):
-        return None
-    if not str(raw).isdigit():
-        raise ValidationFailed("'server_id' must be a server id.", code="invalid_filter")
-    return int(raw)
+    return id_param(request.query_params, "server_id")
+
+
+class _ListingSchema(AutoSchema):
+    """`list` answers one object ({results, errors}), not an array of them."""
+
+    def _is_list_view(self, serializer=None) -> bool:
+        return False if getattr(self.view, "action", None) == "list" else super()._is_list_view(serializer)
 
 
 class TorrentViewSet(viewsets.ViewSet):
     """Torrents on all your servers at once. A torrent is named by its info-hash; the server holding it is found
     by itself (or named with `server_id`)."""
 
+    schema = _ListingSchema()
     lookup_field = "info_hash"
     lookup_value_regex = HASH
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    @extend_schema(parameters=[SERVER_ID], responses=TorrentListSerializer)
+    @extend_schema(parameters=[SERVER_ID], responses=TorrentListSerializer, operation_id="v1_torrents_list")
     def list(self, request):
         """Every torrent of your enabled servers, asked concurrently; a server that fails is in `errors`."""
         listing = services.list_torrents(request.user, _server_id(request))
@@ -115,9 +119,11 @@ class TorrentViewSet(viewsets.ViewSet):
     def stop(self, request, info_hash=None):
         return self._act(request, info_hash, "stop")
 
+    # Not named `delete`: DRF dispatches an HTTP DELETE to a method of that name on every route of the viewset
+    # (DELETE …/stop/ removed the torrent), and OPTIONS advertised DELETE everywhere.
     @extend_schema(request=TorrentDeleteSerializer, responses={204: None})
-    @action(detail=True, methods=["post"])
-    def delete(self, request, info_hash=None):
+    @action(detail=True, methods=["post"], url_path="delete", url_name="delete")
+    def delete_torrent(self, request, info_hash=None):
         form = TorrentDeleteSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data

@@ -3,10 +3,55 @@ enforce the rules. Passwords are write-only: no response ever carries one."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
+
+import idna
 from django.conf import settings
 from rest_framework import serializers
 
+from config.params import MAX_ID
 from servers.models import ServerType, TorrentServer, Transport
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PATH = re.compile(r"/[\x21-\x7e]*")  # printable ASCII, no spaces: it is sent as is in the request line
+
+
+def normalize_host(value: str) -> str:
+    """An IPv4/IPv6 literal (IPv6 with or without brackets, stored without), or a host name per RFC 1123
+    (an internationalised name is stored in its ASCII form, so every client library can use it)."""
+    value = value.strip()
+    literal = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        return str(ipaddress.ip_address(literal))
+    except ValueError:
+        pass
+    try:
+        ascii_name = idna.encode(value.rstrip("."), uts46=True).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError, ValueError) as exc:
+        raise serializers.ValidationError("Give a host name or an IP address.") from exc
+    labels = ascii_name.split(".")
+    if len(ascii_name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise serializers.ValidationError("Give a host name or an IP address.")
+    if labels[-1].isdigit():  # "0", "1.2.3", "300.1.1.1": not an address, and not a name either (RFC 3696)
+        raise serializers.ValidationError("Not a valid IP address.")
+    return ascii_name
+
+
+def check_credential(value: str, *, server_type: str, field: str) -> None:
+    """Credentials go into HTTP headers: no control characters; a username never holds ':' (basic auth);
+    Transmission (basic auth through `requests`) can only send Latin-1."""
+    if _CONTROL.search(value):
+        raise serializers.ValidationError({field: "Control characters are not allowed."})
+    if field == "username" and ":" in value and server_type != ServerType.QBITTORRENT:
+        raise serializers.ValidationError({field: "A username for HTTP authentication cannot contain ':'."})
+    if server_type == ServerType.TRANSMISSION:
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise serializers.ValidationError(
+                {field: "Transmission accepts only Latin-1 characters here (HTTP basic authentication)."}) from exc
 
 
 class ServerSerializer(serializers.ModelSerializer):
@@ -34,6 +79,29 @@ class ServerSerializer(serializers.ModelSerializer):
 
     def get_has_password(self, server: TorrentServer) -> bool:
         return bool(server.password)
+
+    def validate_host(self, value: str) -> str:
+        return normalize_host(value) if value.strip() else ""
+
+    def validate_rpc_path(self, value: str) -> str:
+        if value and not _PATH.fullmatch(value):
+            raise serializers.ValidationError("The RPC path starts with '/' and holds no spaces or other "
+                                              "non-printable or non-ASCII characters.")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        """Rules that depend on the server type (the row's type on a partial update)."""
+        server_type = attrs.get("type") or getattr(self.instance, "type", "")
+        for name in ("username", "password"):
+            if attrs.get(name):
+                check_credential(attrs[name], server_type=server_type, field=name)
+        for name in ("socket_path", "download_dir", "remote_path", "local_path"):
+            if _CONTROL.search(attrs.get(name) or ""):
+                raise serializers.ValidationError({name: "Control characters are not allowed."})
+        if '"' in (attrs.get("download_dir") or "") and server_type == ServerType.RTORRENT:
+            # rTorrent receives it inside a quoted command (d.directory.set="...").
+            raise serializers.ValidationError({"download_dir": "rTorrent folders cannot contain '\"'."})
+        return attrs
 
 
 class TorrentFileSerializer(serializers.Serializer):
@@ -92,7 +160,7 @@ class TorrentListSerializer(serializers.Serializer):
 class TorrentAddSerializer(serializers.Serializer):
     """Exactly one of `magnet`, `url` (Flotilla fetches it) or `torrent` (multipart file), for `server_id`."""
 
-    server_id = serializers.IntegerField(min_value=1)
+    server_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     magnet = serializers.CharField(required=False, trim_whitespace=True, max_length=settings.MAGNET_MAX_LENGTH)
     url = serializers.CharField(required=False, trim_whitespace=True, max_length=4096)
     torrent = serializers.FileField(required=False, allow_empty_file=True)
@@ -108,7 +176,7 @@ class TorrentAddSerializer(serializers.Serializer):
 
 
 class ServerChoiceSerializer(serializers.Serializer):
-    server_id = serializers.IntegerField(min_value=1, required=False)
+    server_id = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
 
 
 class TorrentDeleteSerializer(ServerChoiceSerializer):

@@ -137,17 +137,35 @@ def record_failure(server: TorrentServer, exc: ClientError) -> None:
     log.info("server unreachable", extra={"server": server.pk, "code": exc.code, "failures": failures})
 
 
+def unexpected(server: TorrentServer, exc: Exception) -> ClientError:
+    """A failure no client mapped (a bug, or a library surprised by a server's answer): logged with its
+    traceback, and reported like any other failure of that one server, never as a 500 of the whole view."""
+    log.error("server call failed unexpectedly", extra={"server": server.pk, "error": type(exc).__name__},
+              exc_info=exc)
+    return ClientError(f"Talking to this server failed unexpectedly ({type(exc).__name__}).",
+                       code="server_failure")
+
+
+def _talk(server: TorrentServer, ask):
+    """`ask(client)` on this server: its answer, or the ClientError saying why not (never another error)."""
+    try:
+        with clients.connect(server) as client:
+            return ask(client), None
+    except ClientError as exc:
+        return None, exc
+    except Exception as exc:  # one server must not sink the others (see unexpected())
+        return None, unexpected(server, exc)
+
+
 def in_backoff(server: TorrentServer) -> bool:
     return server.status == TorrentServer.Status.ERROR and bool(server.retry_at and server.retry_at > timezone.now())
 
 
 def test_server(user, server: TorrentServer) -> TorrentServer:
     """Connect now (log in, ask the version): the status says whether it works, and why not."""
-    try:
-        with clients.connect(server) as client:
-            info = client.check()
-    except ClientError as exc:
-        record_failure(server, exc)
+    info, error = _talk(server, lambda client: client.check())
+    if error is not None:
+        record_failure(server, error)
     else:
         record_success(server, latency_ms=info.latency_ms, version=info.version)
     record_audit("server.test", actor=user, target=server, status=server.status, code=server.status_code)
@@ -177,11 +195,7 @@ def _servers(user, server_id: int | None, *, owned: bool = False):
 def _ask_all(servers: list[TorrentServer], ask) -> list[tuple[TorrentServer, object, ClientError | None]]:
     """Run `ask(client)` on every server at once; each answer or error, in the servers' order."""
     def one(server: TorrentServer):
-        try:
-            with clients.connect(server) as client:
-                return server, ask(client), None
-        except ClientError as exc:
-            return server, None, exc
+        return server, *_talk(server, ask)
 
     if len(servers) <= 1:
         outcomes = [one(s) for s in servers]
@@ -285,16 +299,17 @@ def torrent_action(user, info_hash: str, action: str, *, server_id: int | None =
             jobs.resume_job(user, job)
             return torrent_detail(user, torrent.hash, server.pk)
         # Otherwise the job's status already says so (the torrent differs on the server): act on the server.
-    try:
-        with clients.connect(server) as client:
-            if action == "delete":
-                client.remove(torrent.hash, delete_data=delete_data)
-            else:
-                getattr(client, action)(torrent.hash)
-    except TorrentNotFound as exc:
-        raise Http404("The torrent is no longer on the server.") from exc
-    except ClientError as exc:
-        raise ServerUnavailable(exc.message, code=exc.code) from exc
+    def act(client) -> None:
+        if action == "delete":
+            client.remove(torrent.hash, delete_data=delete_data)
+        else:
+            getattr(client, action)(torrent.hash)
+
+    _done, error = _talk(server, act)
+    if isinstance(error, TorrentNotFound):
+        raise Http404("The torrent is no longer on the server.") from error
+    if error is not None:
+        raise ServerUnavailable(error.message, code=error.code) from error
     record_audit(f"torrent.{action}", actor=user, target=server, name=torrent.name[:200],
                  **({"delete_data": delete_data} if action == "delete" else {}))
     return None if action == "delete" else torrent_detail(user, torrent.hash, server.pk)

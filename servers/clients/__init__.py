@@ -22,10 +22,11 @@ from servers.clients.base import (
     TorrentFile,
     TorrentNotFound,
     normalize_hash,
+    unusable_settings,
 )
 
 __all__ = ["ClientError", "ServerInfo", "State", "Torrent", "TorrentClient", "TorrentFile", "TorrentNotFound",
-           "build", "connect", "forget", "normalize_hash"]
+           "build", "connect", "forget", "normalize_hash", "unusable_settings"]
 
 _cache: dict[int, tuple[str, TorrentClient, threading.Lock]] = {}
 _cache_lock = threading.Lock()
@@ -65,7 +66,8 @@ def connect(server) -> Iterator[TorrentClient]:
     duration of the block. The address is checked every time (a name may resolve elsewhere tomorrow)."""
     from servers.addresses import check_server_address
 
-    check_server_address(server)
+    with unusable_settings():
+        check_server_address(server)
     key = _fingerprint(server)
     with _cache_lock:
         entry = _cache.get(server.pk)
@@ -73,7 +75,8 @@ def connect(server) -> Iterator[TorrentClient]:
             if entry is not None:
                 with contextlib.suppress(Exception):
                     entry[1].close()
-            entry = (key, build(server), threading.Lock())
+            with unusable_settings():
+                entry = (key, build(server), threading.Lock())
             _cache[server.pk] = entry
     _, client, lock = entry
     with lock:

@@ -7,15 +7,18 @@ qBittorrent `torrents/info`); `calls` counts the requests actually sent, logins 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from config.logging import mask_secrets
 
 HASH_RE = re.compile(r"[0-9a-f]{40}")
+log = logging.getLogger(__name__)
 
 
 class State(StrEnum):
@@ -98,11 +101,31 @@ class ServerInfo:
     latency_ms: float
 
 
+def url_host(host: str) -> str:
+    """The host as it goes into a URL: an IPv6 literal in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def normalize_hash(value: str) -> str:
     value = (value or "").strip().lower()
     if not HASH_RE.fullmatch(value):
         raise ClientError(f"Not a v1 info-hash: {value[:50]!r}.", code="invalid_hash", permanent=True)
     return value
+
+
+@contextlib.contextmanager
+def unusable_settings() -> Iterator[None]:
+    """Settings saved before they were validated (an older row, the admin) can make a library raise something
+    other than its connection errors (a host label of 252 characters, credentials outside Latin-1): a
+    permanent ClientError, so a caller reports this server and goes on with the others."""
+    try:
+        yield
+    except ClientError:
+        raise
+    except (ValueError, UnicodeError, TypeError) as exc:
+        log.warning("server settings unusable", extra={"error": type(exc).__name__}, exc_info=True)
+        raise ClientError(f"The server's connection settings cannot be used ({type(exc).__name__}): check the "
+                          "host, port and credentials.", code="server_settings", permanent=True) from exc
 
 
 def clamp_eta(seconds: int | float | None, *, infinite: int | None = None) -> int | None:

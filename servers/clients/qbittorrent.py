@@ -24,6 +24,8 @@ from servers.clients.base import (
     TorrentNotFound,
     clamp_eta,
     normalize_hash,
+    unusable_settings,
+    url_host,
 )
 
 ETA_INFINITE = 8640000  # qBittorrent's "never"
@@ -44,7 +46,7 @@ class QBittorrentClient(TorrentClient):
     def __init__(self, *, host: str, port: int, tls: bool = False, path: str = "", username: str = "",
                  password: str = "", timeout: float = 10.0) -> None:
         super().__init__()
-        base = f"{'https' if tls else 'http'}://{host}:{port}{(path or '').rstrip('/')}"
+        base = f"{'https' if tls else 'http'}://{url_host(host)}:{port}{(path or '').rstrip('/')}"
         self._qb = _CountingClient(
             self, host=base, username=username, password=password, REQUESTS_ARGS={"timeout": timeout},
             # One retry is the library's own minimum; no second layer of retries in the HTTP adapter.
@@ -54,7 +56,8 @@ class QBittorrentClient(TorrentClient):
 
     def _call(self, func):
         try:
-            return func(self._qb)
+            with unusable_settings():
+                return func(self._qb)
         except qb_errors.LoginFailed as exc:
             raise ClientError("qBittorrent refused the username or password.", code="server_auth",
                               permanent=True) from exc

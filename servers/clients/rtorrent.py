@@ -26,6 +26,8 @@ from servers.clients.base import (
     TorrentNotFound,
     clamp_eta,
     normalize_hash,
+    unusable_settings,
+    url_host,
 )
 
 FIELDS = ["d.hash=", "d.name=", "d.state=", "d.is_active=", "d.complete=", "d.completed_bytes=", "d.size_bytes=",
@@ -41,10 +43,7 @@ NOT_FOUND_FAULT = -501  # "Could not find info-hash."
 def scgi_request(address: str | tuple[str, int], body: bytes, *, timeout: float) -> bytes:
     """One SCGI request (netstring headers + body); returns the XML body without the CGI header block."""
     headers = SCGI_HEADERS % len(body)
-    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(address)
+    with _scgi_socket(address, timeout) as sock:
         sock.sendall(b"%d:%s," % (len(headers), headers) + body)
         chunks, size = [], 0
         while chunk := sock.recv(65536):
@@ -62,6 +61,20 @@ def scgi_request(address: str | tuple[str, int], body: bytes, *, timeout: float)
     if status and not status.split(b":", 1)[1].strip().startswith(b"200"):
         raise ClientError(f"rTorrent answered {status.decode(errors='replace')[:60]}.", code="server_error")
     return xml
+
+
+def _scgi_socket(address: str | tuple[str, int], timeout: float) -> socket.socket:
+    """A connected socket: a unix socket path, or a host and port (IPv4 or IPv6, as the name resolves)."""
+    if not isinstance(address, str):
+        return socket.create_connection(address, timeout=timeout)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class ScgiTransport(xmlrpc.client.Transport):
@@ -121,7 +134,7 @@ class RTorrentClient(TorrentClient):
                  timeout: float = 10.0) -> None:
         super().__init__()
         if transport == "http":
-            uri = f"{'https' if tls else 'http'}://{host}:{port}{path or '/RPC2'}"
+            uri = f"{'https' if tls else 'http'}://{url_host(host)}:{port}{path or '/RPC2'}"
             self._rpc = rpc_proxy(_HttpTransport(tls=tls, timeout=timeout, on_request=self._count,
                                                  username=username, password=password), uri)
         else:
@@ -133,7 +146,8 @@ class RTorrentClient(TorrentClient):
 
     def _call(self, func):
         try:
-            return func(self._rpc)
+            with unusable_settings():
+                return func(self._rpc)
         except xmlrpc.client.Fault as exc:
             if exc.faultCode == NOT_FOUND_FAULT:
                 raise TorrentNotFound() from exc

@@ -29,6 +29,8 @@ from servers.clients.base import (
     TorrentNotFound,
     clamp_eta,
     normalize_hash,
+    unusable_settings,
+    url_host,
 )
 
 # transmission-rpc logs the request URL, credentials included, at DEBUG: its own logger, never below WARNING.
@@ -50,7 +52,7 @@ class TransmissionClient(TorrentClient):
     def __init__(self, *, host: str, port: int, tls: bool = False, path: str = "", username: str = "",
                  password: str = "", timeout: float = 10.0) -> None:
         super().__init__()
-        self._options = {"protocol": "https" if tls else "http", "host": host, "port": port,
+        self._options = {"protocol": "https" if tls else "http", "host": url_host(host), "port": port,
                          "path": path or "/transmission/rpc", "username": username or None,
                          "password": password or None, "timeout": timeout, "logger": RPC_LOG}
         self._client: transmission_rpc.Client | None = None
@@ -64,7 +66,8 @@ class TransmissionClient(TorrentClient):
 
     def _call(self, func, *args, **kwargs):
         try:
-            return func(self._rpc(), *args, **kwargs)
+            with unusable_settings():
+                return func(self._rpc(), *args, **kwargs)
         except TransmissionAuthError as exc:
             raise ClientError("Transmission refused the username or password.", code="server_auth",
                               permanent=True) from exc

@@ -213,3 +213,41 @@ def test_usage_endpoint(api_client, user):
     assert body["plan"] == "Free"
     assert body["storage_used"] == 1000
     assert body["active_jobs"] == 1 and body["active_jobs_limit"] == 3
+
+
+@pytest.mark.django_db
+class TestHostileIds:
+    """Integers the database cannot hold are refused at the edge, never an OverflowError/DataError (500)."""
+
+    @pytest.mark.parametrize("raw", ["1180591620717411303424", "9223372036854775808", "0", "²", "-1", "1e3"])
+    def test_batch_filter_out_of_range_is_400(self, api_client, raw):
+        api_client.raise_request_exception = False
+        response = api_client.get("/api/v1/jobs/", {"batch": raw})
+        assert response.status_code == 400 and response.json()["code"] == "invalid_filter"
+
+    def test_batch_filter_at_the_bigint_limit_is_an_empty_list(self, api_client, user):
+        JobFactory(user=user)
+        response = api_client.get("/api/v1/jobs/", {"batch": str(2**63 - 1)})
+        assert response.status_code == 200 and response.json()["results"] == []
+
+    @pytest.mark.parametrize("path", ["/api/v1/jobs/99999999999999999999999/", "/api/v1/jobs/9223372036854775808/",
+                                      "/api/v1/jobs/99999999999999999999999/files/",
+                                      "/api/v1/batches/99999999999999999999999/"])
+    def test_path_ids_beyond_bigint_are_404(self, api_client, path):
+        api_client.raise_request_exception = False
+        response = api_client.get(path)
+        assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+    @pytest.mark.parametrize("action", ["pause", "resume", "cancel", "retry"])
+    def test_path_ids_beyond_bigint_on_actions_are_404(self, api_client, action):
+        api_client.raise_request_exception = False
+        response = api_client.post(f"/api/v1/jobs/99999999999999999999999/{action}/")
+        assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+    @pytest.mark.parametrize("action", ["pause", "resume", "cancel", "retry"])
+    def test_action_routes_accept_only_post(self, api_client, user, action):
+        job = JobFactory(user=user)
+        for method in ("delete", "put", "patch", "get"):
+            response = getattr(api_client, method)(f"/api/v1/jobs/{job.pk}/{action}/")
+            assert response.status_code == 405 and response["Allow"] == "POST, OPTIONS"
+        assert Job.objects.filter(pk=job.pk, status=job.status).exists()

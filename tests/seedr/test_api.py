@@ -155,3 +155,28 @@ class TestAccount:
         settings.SEEDR_INSIGHTS_MINUTES = 7
         ensure_schedules()
         assert Schedule.objects.get(name=INSIGHTS_SCHEDULE).minutes == 7
+
+
+@pytest.mark.django_db
+class TestHostileIds:
+    """Ids beyond a 64-bit integer are refused at the edge (400 invalid), never a database OverflowError."""
+
+    @pytest.mark.parametrize("name", ["retry", "cancel", "start", "clear"])
+    @pytest.mark.parametrize("body", [{"ids": [1180591620717411303424]}, {"batch": 2**63},
+                                      {"ids": [0]}, {"ids": [-1]}, {"ids": ["²"]}])
+    def test_out_of_range_ids_are_400_invalid(self, fake, api_client, user, connected, name, body):
+        api_client.raise_request_exception = False
+        response = api_client.post(url(name), body, format="json")
+        assert response.status_code == 400, response.content
+        assert response.json()["code"] == "invalid"
+        assert set(response.json()["errors"]) <= {"ids", "batch"}
+
+    def test_the_largest_bigint_is_a_404_not_a_500(self, fake, api_client, user, connected):
+        response = api_client.post(url("retry"), {"ids": [2**63 - 1]}, format="json")
+        assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+    @pytest.mark.parametrize("name", ["retry", "cancel", "login", "status"])
+    def test_routes_accept_only_their_method(self, fake, api_client, name):
+        wrong = api_client.put if name != "status" else api_client.post
+        response = wrong(url(name), {}, format="json")
+        assert response.status_code == 405 and response.json()["code"] == "method_not_allowed"

@@ -9,20 +9,29 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import hashlib
+import os
+import signal
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
 from django_q.models import OrmQ
+from django_q.tasks import async_task
 
 from downloads import bring_home, dispatch, leases, retries, runs, services
 from downloads.backends import BackendError
 from downloads.engine.backend import FILES_MISSING
 from downloads.models import Job, JobEvent, Lease, Status
+from seedr import client as seedr_client
+from seedr import services as seedr
+from tests import procs
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
 from tests.downloads.factories import JobFactory, JobFileFactory
 from tests.downloads.runs import run_bring_home
+from tests.e2e.conftest import _print_logs, wait_for
 from tests.fakes.loopback_backend import FILE_SIZE, KIND, content_for, file_name
+from tests.fakes.seedr_fake import FakeSeedr, file_sha256
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -251,3 +260,59 @@ def test_the_completed_grep_finds_a_write(tmp_path):
                       "job.status = Status.COMPLETED\n"
                       "Job.objects.filter(status=Status.COMPLETED)\n")
     assert completed_writes(sample) == [1, 2, 3]
+
+
+# --- a worker killed mid-transfer: another worker takes the job over (real qcluster, real Seedr fake) --------
+
+SEEDR_EMAIL = "takeover@seedr.test"
+FILM = ("ab" * 20, "Long Film", [("Long Film.mkv", 3_000_000)])
+HELD_AT = 1_000_000
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_transfer_is_taken_over_after_its_lease_expires(user, tmp_path, settings):
+    info_hash, name, files = FILM
+    fake = FakeSeedr(progress_step=100, device_interval=1).serve()
+    fake.add_account(SEEDR_EMAIL, "pw", space_max=20_000_000)
+    fake.define(info_hash, name, files)
+    settings.SEEDR_API_URL, settings.SEEDR_OAUTH_URL = fake.api_url, fake.oauth_url
+    PlanAssignmentFactory(user=user, plan=PlanFactory(max_active_jobs=5))
+    seedr.password_login(user, SEEDR_EMAIL, "pw")
+    temp = tmp_path / "seedr-tmp"
+    env = procs.process_env(tmp_path, SEEDR_API_URL=fake.api_url, SEEDR_OAUTH_URL=fake.oauth_url,
+                            SEEDR_TEMP_DIR=str(temp), SYNC_INTERVAL="0.3", BRING_HOME_LEASE_SECONDS="3")
+    lease_name = None
+    try:
+        fake.hold_next_download(HELD_AT)  # the first worker's download stalls here, mid-file
+        with procs.qcluster(env, tmp_path) as first:
+            job = seedr.add(user, magnet=f"magnet:?xt=urn:btih:{info_hash}&dn={name.replace(' ', '+')}")
+            lease_name = f"bring_home.{job.pk}"
+            part = temp / str(job.pk) / "files" / f"{name}.mkv.part"
+            wait_for(lambda: part.exists() and part.stat().st_size == HELD_AT, "the transfer to be mid-file", 90)
+            assert refreshed(job).status == Status.TRANSFERRING
+            killed_holder = Lease.objects.get(name=lease_name).holder
+            os.killpg(first.pid, signal.SIGKILL)  # the whole cluster: sentinel, pusher, workers, monitor
+            first.wait()
+        fake.release_downloads()
+        assert refreshed(job).status == Status.TRANSFERRING  # nobody finished it
+
+        with procs.qcluster(env, tmp_path):
+            # Nobody renews the dead worker's lease: it expires within BRING_HOME_LEASE_SECONDS.
+            wait_for(lambda: not leases.is_held(lease_name), "the killed worker's lease to expire", 30)
+            async_task("downloads.tasks.sweep_runs", group="e2e")  # the schedule's tick
+            wait_for(lambda: refreshed(job).status == Status.COMPLETED, f"the takeover ({job.reason})", 90)
+    finally:
+        fake.stop()
+        for account_id in list(seedr_client.runner.clients):
+            seedr_client.forget(account_id)
+        _print_logs(tmp_path)
+
+    job = refreshed(job)
+    assert (job.reason_code, job.attempts) == ("delivered", 0)  # a takeover is not a failed attempt
+    path, size = files[0]
+    assert hashlib.sha256((job.data_dir / path).read_bytes()).hexdigest() == file_sha256(info_hash, path, size)
+    ranges = [r["range"] for r in fake.requests if r["func"] == "ff_get"]
+    assert ranges == [None, f"bytes={HELD_AT}-"]  # the new worker resumed from the partial file
+    assert Lease.objects.get(name=lease_name).holder != killed_holder
+    assert fake.account(SEEDR_EMAIL).is_empty()  # cleaned on Seedr by the run that took over

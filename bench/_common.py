@@ -129,3 +129,23 @@ def daphne(env: dict[str, str]) -> Iterator[Server]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+def wait_for(condition, what: str, timeout: float, proc: subprocess.Popen | None = None, *,
+             interval: float = 0.1) -> None:
+    """Poll `condition()` until truthy, failing fast if `proc` (the process expected to make it true) exits.
+    The timeout is a deadline for a loaded machine, not part of any measurement."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def load_note() -> str:
+    """The machine's size and load, printed with figures measured on a machine that others share."""
+    one, five, _ = os.getloadavg()
+    return (f"{os.cpu_count()} cores, load average {one:.1f} (1 min) / {five:.1f} (5 min): the machine is shared "
+            f"with other work, so figures move from run to run")

@@ -240,6 +240,11 @@ METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 METRICS_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", default=str(DATA_DIR / "metrics")))
 METRICS_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+# Lease of a bring-home or post-processing run, renewed while it works: a killed worker's run is taken over
+# by the next sweep this long after its last renewal.
+BRING_HOME_LEASE_SECONDS = env.float("BRING_HOME_LEASE_SECONDS", default=60.0)
+# The checksum post-processor: a SHA256SUMS manifest of every finished job's files (off by default).
+CHECKSUM_MANIFEST = env.bool("CHECKSUM_MANIFEST", default=False)
 
 # --- Built-in engine (manage.py runengine) ---------------------------------------------------------
 # Jobs are claimed under this name. It stays the same across restarts, so a restarted engine takes its

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer
+from django.utils import timezone
 
 from downloads.models import JobEvent
 from downloads.relay import ADMIN_GROUP, EventRelay, user_group
@@ -166,3 +169,53 @@ def test_each_message_names_the_previous_event_of_its_group(user, other_user):
     pairs = asyncio.run(scenario())
     assert pairs["alice"] == [(a1.pk, 0), (a2.pk, a1.pk)]
     assert pairs["admin"] == [(a1.pk, 0), (m1.pk, a1.pk), (a2.pk, m1.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_starting_relay_does_not_skip_an_event_still_committing(user, settings):
+    """On PostgreSQL, when a web process starts, an event with an id below the newest may not be committed yet:
+    starting after MAX(id) would skip it for good (no later poll looks below the cursor). The relay starts
+    after the newest *settled* event instead, and its hole logic covers the recent ones."""
+    settings.EVENT_RELAY_GAP_GRACE = 2.0
+    job = JobFactory(user=user)
+    settled = JobEventFactory(job=job, created_at=timezone.now() - timedelta(seconds=60))
+    committing, newest = JobEventFactory(job=job), JobEventFactory(job=job)
+    row = JobEvent.objects.filter(pk=committing.pk).values().get()
+    JobEvent.objects.filter(pk=committing.pk).delete()  # its transaction has not committed yet
+    clock = FakeClock()
+
+    async def scenario():
+        layer = InMemoryChannelLayer()
+        channel = await layer.new_channel()
+        await layer.group_add(user_group(user.pk), channel)
+        relay = EventRelay(clock=clock)
+        await relay.ensure_started()
+        relay._task.cancel()  # this test polls by hand
+        start = relay.cursor
+        held = await relay.relay_once(layer)  # `newest` waits behind the hole
+        await database_sync_to_async(JobEvent.objects.bulk_create)([JobEvent(**row)])  # ...which now commits
+        clock.now += 0.5
+        await relay.relay_once(layer)
+        return start, held, await drain(layer, channel)
+
+    start, held, ids = asyncio.run(scenario())
+    assert start == settled.pk
+    assert held == 0
+    assert ids == [committing.pk, newest.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_starting_relay_without_holes_starts_after_the_newest_event(user, settings):
+    """Nothing already written is handed on again when a web process starts (SQLite never has holes)."""
+    settings.EVENT_RELAY_GAP_GRACE = 2.0
+    job = JobFactory(user=user)
+    JobEventFactory(job=job, created_at=timezone.now() - timedelta(seconds=60))
+    newest = [JobEventFactory(job=job) for _ in range(3)][-1]
+
+    async def scenario():
+        relay = EventRelay()
+        await relay.ensure_started()
+        relay._task.cancel()
+        return relay.cursor
+
+    assert asyncio.run(scenario()) == newest.pk

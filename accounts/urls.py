@@ -10,6 +10,7 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("register/", views.register, name="register"),
+    path("altcha/challenge/", views.altcha_challenge, name="altcha_challenge"),
     path("verify/resend/", views.verify_resend, name="verify_resend"),
     path("verify/<str:uidb64>/<str:token>/", views.verify, name="verify"),
     path("password/reset/", views.PasswordResetView.as_view(), name="password_reset"),

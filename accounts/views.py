@@ -12,14 +12,14 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import services
+from accounts import botcheck, services
 from accounts.forms import (
     ApiKeyCreateForm,
     EmailAuthenticationForm,
@@ -85,11 +85,13 @@ def register(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
+            # The bot check first: a refused answer creates nothing and uses up no sign-up of the address.
+            botcheck.check(request.POST, remote_ip=request.META.get("REMOTE_ADDR", ""))
             user = services.register_user(form.cleaned_data["email"], form.cleaned_data["password1"])
         except DomainError as exc:
-            field = {"email_taken": "email", "throttled": None}.get(exc.code, "password1")
+            field = {"email_taken": "email", "throttled": None, "bot_check_failed": None}.get(exc.code, "password1")
             form.add_error(field, exc.detail)
-            status = exc.http_status if exc.code == "throttled" else 200
+            status = exc.http_status if exc.code in ("throttled", "bot_check_failed") else 200
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             if services.send_verification_email(user, request=request):
@@ -97,7 +99,17 @@ def register(request: HttpRequest) -> HttpResponse:
             else:
                 messages.warning(request, "Welcome! We could not send the verification email; ask for it again below.")
             return redirect(_policy_url())
-    return render(request, "accounts/register.html", {"form": form}, status=status)
+    return render(request, "accounts/register.html", {"form": form, "bot_check": botcheck.widget_context()},
+                  status=status)
+
+
+@never_cache
+@require_http_methods(["GET"])
+def altcha_challenge(request: HttpRequest) -> HttpResponse:
+    """A fresh signed ALTCHA challenge for the registration page's widget (one per page load)."""
+    if not settings.REGISTRATION_OPEN or botcheck.mode() != "altcha":
+        raise Http404("No ALTCHA challenge here.")
+    return JsonResponse(botcheck.new_challenge())
 
 
 @never_cache

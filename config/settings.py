@@ -197,6 +197,17 @@ RATE_LIMIT_VERIFY_RESEND_EMAIL = env.str("RATE_LIMIT_VERIFY_RESEND_EMAIL", defau
 RATE_LIMIT_VERIFY_RESEND_IP = env.str("RATE_LIMIT_VERIFY_RESEND_IP", default="10/hour")
 RATE_LIMIT_WS_CONNECT_IP = env.str("RATE_LIMIT_WS_CONNECT_IP", default="120/minute")
 RATE_LIMIT_WS_CONNECT_USER = env.str("RATE_LIMIT_WS_CONNECT_USER", default="60/minute")
+# Bot check on registration (accounts/botcheck.py): "altcha" (self-hosted proof of work, no third party),
+# "turnstile" (Cloudflare; needs both keys) or "off". Checked at startup by accounts/checks.py.
+BOT_CHECK = env.str("BOT_CHECK", default="altcha")
+ALTCHA_HMAC_KEY = env.str("ALTCHA_HMAC_KEY", default="")  # empty: derived from SECRET_KEY
+ALTCHA_COST = env.int("ALTCHA_COST", default=5000)  # PBKDF2 iterations per try; ~256 tries on average
+ALTCHA_EXPIRY = env.int("ALTCHA_EXPIRY", default=600)  # seconds a challenge may be solved and submitted in
+TURNSTILE_SITE_KEY = env.str("TURNSTILE_SITE_KEY", default="")
+TURNSTILE_SECRET_KEY = env.str("TURNSTILE_SECRET_KEY", default="")
+TURNSTILE_VERIFY_URL = env.str(
+    "TURNSTILE_VERIFY_URL", default="https://challenges.cloudflare.com/turnstile/v0/siteverify"
+)
 
 # django-axes: lock a (username, IP) pair after repeated failures; the lockout expires by itself.
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)

@@ -76,7 +76,7 @@ def make_job(size_mib: int, count: int, *, random: bool):
 
 
 def in_process(job) -> None:
-    from downloads import delivery
+    from streaming import delivery
 
     before = peak_rss_mib_self()
     stream = delivery.build_zip(job, "")
@@ -105,7 +105,7 @@ def through_daphne(data_dir: Path, user, job) -> None:
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines would print the signed links
 
-    from downloads import delivery
+    from streaming import delivery
     from tests.procs import free_port, port_open, process_env, running, wait_ready
 
     port = free_port()

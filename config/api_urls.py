@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("downloads.api_urls")),
     path("", include("seedr.api_urls")),
     path("", include("servers.api_urls")),
+    path("", include("streaming.api_urls")),
 ]

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "downloads",
     "seedr",
     "servers",
+    "streaming",
 ]
 
 MIDDLEWARE = [

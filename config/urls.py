@@ -12,7 +12,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
-    path("d/", include("downloads.delivery_urls")),
+    path("d/", include("streaming.urls")),
     path("accounts/", include("accounts.urls")),
     path("", include("billing.urls")),
     path("", include("downloads.urls")),

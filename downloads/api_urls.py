@@ -8,7 +8,6 @@ router.register("jobs", JobViewSet, basename="job")
 router.register("batches", BatchViewSet, basename="batch")
 
 urlpatterns = [
-    path("", include("downloads.delivery_api_urls")),
     path("admin/health/", health_snapshot, name="api-health"),
     path("files/<int:pk>/", FileView.as_view(), name="file-detail"),
     *router.urls,

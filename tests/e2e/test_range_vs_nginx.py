@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from downloads import delivery, ranges
+from streaming import delivery, ranges
 from downloads.models import Status
 from tests import procs
 from tests.downloads.factories import JobFactory, JobFileFactory

@@ -34,7 +34,7 @@ from django.utils.http import http_date
 from billing import services as billing
 from config.errors import DomainError
 from config.logging import request_id_var
-from downloads import ranges
+from streaming import ranges
 from downloads.models import Job, JobFile
 from downloads.paths import UnsafePath, clean_relative, safe_join
 

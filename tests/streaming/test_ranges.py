@@ -1,4 +1,4 @@
-"""The Range / If-Range rules of downloads/ranges.py as tables. Expected values are what nginx 1.22 answers for
+"""The Range / If-Range rules of streaming/ranges.py as tables. Expected values are what nginx 1.22 answers for
 a static file of that size (observed by hand and kept honest by tests/e2e/test_range_vs_nginx.py)."""
 
 import calendar
@@ -6,7 +6,7 @@ import calendar
 import pytest
 from django.utils.http import http_date
 
-from downloads.ranges import (
+from streaming.ranges import (
     MAX_RANGES,
     ByteRange,
     RangeNotSatisfiable,

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from billing.models import UsageDay
-from downloads import delivery
+from streaming import delivery
 from downloads.models import Status
 from tests.downloads.factories import JobFactory, JobFileFactory
 from tests.procs import daphne, process_env

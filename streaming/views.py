@@ -1,6 +1,6 @@
 """File delivery endpoints: the job's file listing (API) and the signed-link downloads under /d/.
 
-The /d/ views take no session: the signed token in the URL is the credential (see downloads/delivery.py).
+The /d/ views take no session: the signed token in the URL is the credential (see streaming/delivery.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from config.errors import DomainError
 from config.logging import request_id_var
-from downloads import delivery
+from streaming import delivery
 from downloads.models import Job
 
 

@@ -18,7 +18,7 @@ from django.utils.http import http_date
 from rest_framework.test import APIClient
 
 from billing.models import UsageDay
-from downloads import delivery
+from streaming import delivery
 from downloads.models import Status
 from tests.accounts.factories import ApiKeyFactory
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
@@ -421,9 +421,9 @@ class TestMetering:
     def test_one_log_line_per_delivery_without_token(self, show, caplog):
         url = link(show, "Show/S01/e2.mkv")
         token = url.split("/")[3]
-        with caplog.at_level(logging.INFO, logger="downloads.delivery"):
+        with caplog.at_level(logging.INFO, logger="streaming.delivery"):
             body(Client().get(url, headers={"Range": "bytes=10-19"}, HTTP_X_REQUEST_ID="req-123"))
-        records = [r for r in caplog.records if r.name == "downloads.delivery"]
+        records = [r for r in caplog.records if r.name == "streaming.delivery"]
         assert len(records) == 1
         record = records[0]
         assert (record.user, record.job, record.file, record.range, record.bytes, record.status) == (

@@ -76,13 +76,13 @@ def make_job(size_mib: int, count: int, *, random: bool):
 
 
 def in_process(job) -> None:
-    from streaming import delivery
+    from streaming import sending, zips
 
     before = peak_rss_mib_self()
-    stream = delivery.build_zip(job, "")
+    stream = zips.build_zip(job, "")
     size = len(stream)
     started = time.perf_counter()
-    sent = sum(len(chunk) for chunk in delivery.coalesce(stream))
+    sent = sum(len(chunk) for chunk in sending.coalesce(stream))
     elapsed = time.perf_counter() - started
     print(f"in-process generator: zip {size / MIB:.0f} MiB, streamed {sent / MIB:.0f} MiB in {elapsed:.1f}s "
           f"({sent / MIB / elapsed:.0f} MiB/s); peak RSS {before:.0f} MiB before, {peak_rss_mib_self():.0f} MiB after")
@@ -105,7 +105,7 @@ def through_daphne(data_dir: Path, user, job) -> None:
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines would print the signed links
 
-    from streaming import delivery
+    from streaming import links
     from tests.procs import free_port, port_open, process_env, running, wait_ready
 
     port = free_port()
@@ -117,8 +117,8 @@ def through_daphne(data_dir: Path, user, job) -> None:
             client.get(base + "/healthz").raise_for_status()
             idle = vm_hwm_mib(proc.pid)
             first = job.files.order_by("path").first()
-            for label, url in [("zip of the job", delivery.zip_link(user.pk, job)),
-                               ("single file", delivery.file_link(user.pk, first))]:
+            for label, url in [("zip of the job", links.zip_link(user.pk, job)),
+                               ("single file", links.file_link(user.pk, first))]:
                 received, elapsed = download(client, base + url)
                 print(f"daphne {label}: {received / MIB:.0f} MiB in {elapsed:.1f}s "
                       f"({received / MIB / elapsed:.0f} MiB/s); daphne peak RSS {idle:.0f} MiB idle, "

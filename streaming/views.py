@@ -1,6 +1,6 @@
 """File delivery endpoints: the job's file listing (API) and the signed-link downloads under /d/.
 
-The /d/ views take no session: the signed token in the URL is the credential (see streaming/delivery.py).
+The /d/ views take no session: the signed token in the URL is the credential (see streaming/links.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from rest_framework.views import APIView
 
 from config.errors import DomainError
 from config.logging import request_id_var
-from streaming import delivery
 from downloads.models import Job
+from streaming import files, links, sending, zips
 
 
 class JobFilesView(APIView):
@@ -28,7 +28,7 @@ class JobFilesView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, pk: int) -> Response:
         job = get_object_or_404(Job.objects.for_user(request.user), pk=pk)
-        return Response(delivery.job_listing(job, request.user, request.build_absolute_uri))
+        return Response(links.job_listing(job, request.user, request.build_absolute_uri))
 
 
 def _error(exc: DomainError) -> HttpResponse:
@@ -38,7 +38,7 @@ def _error(exc: DomainError) -> HttpResponse:
     return response
 
 
-def _respond(request: HttpRequest, answer: delivery.Delivery, chunks: Callable[[], Iterator[bytes]],
+def _respond(request: HttpRequest, answer: sending.Delivery, chunks: Callable[[], Iterator[bytes]],
              user_id: int) -> HttpResponse:
     if request.method == "HEAD":
         return HttpResponse(status=answer.status, headers=answer.headers)
@@ -47,13 +47,13 @@ def _respond(request: HttpRequest, answer: delivery.Delivery, chunks: Callable[[
 
     def on_done(sent: int) -> None:
         fields = {**answer.log_fields, "status": answer.status}
-        delivery.finish_delivery(user_id, sent, fields, request_id=request_id)
+        sending.finish_delivery(user_id, sent, fields, request_id=request_id)
 
     body = chunks()
     if answer.multipart:  # parts' headers are tens of bytes: regroup them with the data, fewer sends
-        body = delivery.coalesce(body)
+        body = sending.coalesce(body)
     # Django drains a sync iterator into a list before sending it over ASGI: give ASGI an async one.
-    wrap = delivery.ametered if isinstance(request, ASGIRequest) else delivery.metered
+    wrap = sending.ametered if isinstance(request, ASGIRequest) else sending.metered
     return StreamingHttpResponse(wrap(body, on_done), status=answer.status, headers=answer.headers)
 
 
@@ -62,8 +62,8 @@ def file_download(request: HttpRequest, token: str, filename: str) -> HttpRespon
     """/d/f/<token>/<filename>: one file, with Range/If-Range as nginx answers them (docs/architecture.md);
     `?inline=1` to play it in the browser."""
     try:
-        target = delivery.resolve_file(token)
-        answer = delivery.plan_file(
+        target = files.resolve_file(token)
+        answer = files.plan_file(
             target,
             range_header=request.headers.get("Range"),
             if_range=request.headers.get("If-Range"),
@@ -71,7 +71,7 @@ def file_download(request: HttpRequest, token: str, filename: str) -> HttpRespon
         )
     except DomainError as exc:
         return _error(exc)
-    return _respond(request, answer, lambda: delivery.read_file(target, answer.segments, answer.trailer),
+    return _respond(request, answer, lambda: files.read_file(target, answer.segments, answer.trailer),
                     target.user.pk)
 
 
@@ -79,8 +79,8 @@ def file_download(request: HttpRequest, token: str, filename: str) -> HttpRespon
 def zip_download(request: HttpRequest, token: str, name: str) -> HttpResponse:
     """/d/z/<token>/<name>.zip: a folder (or the whole job) as a zip generated while it is sent."""
     try:
-        target = delivery.resolve_zip(token)
-        answer = delivery.plan_zip(target)
+        target = zips.resolve_zip(token)
+        answer = zips.plan_zip(target)
     except DomainError as exc:
         return _error(exc)
-    return _respond(request, answer, lambda: delivery.coalesce(target.stream), target.user.pk)
+    return _respond(request, answer, lambda: sending.coalesce(target.stream), target.user.pk)

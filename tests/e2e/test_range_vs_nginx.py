@@ -26,14 +26,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from streaming import delivery, ranges
 from downloads.models import Status
+from streaming import ranges, sending
+from streaming.links import file_link
 from tests import procs
 from tests.downloads.factories import JobFactory, JobFileFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-SIZE = 3 * delivery.CHUNK_SIZE + 123  # parts and slices cross the server's read chunks
+SIZE = 3 * sending.CHUNK_SIZE + 123  # parts and slices cross the server's read chunks
 DATA = random.Random(10).randbytes(SIZE)
 FILES = {"data.bin": DATA, "empty.bin": b""}
 MIME = "application/octet-stream"  # what nginx's `types` below gives .bin, and what the JobFile rows say
@@ -96,7 +97,7 @@ def servers(tmp_path, user) -> Iterator[dict[str, dict[str, str]]]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         jobfile = JobFileFactory(job=job, path=name, size_bytes=len(data), completed_bytes=len(data), mime_type=MIME)
-        links[name] = delivery.file_link(user.pk, jobfile)
+        links[name] = file_link(user.pk, jobfile)
     with nginx(job.data_dir, tmp_path) as nginx_url, procs.daphne(procs.process_env(tmp_path), tmp_path) as web_url:
         yield {"nginx": {name: f"{nginx_url}/{name}" for name in FILES},
                "flotilla": {name: web_url + link for name, link in links.items()}}

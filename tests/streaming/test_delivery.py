@@ -18,8 +18,8 @@ from django.utils.http import http_date
 from rest_framework.test import APIClient
 
 from billing.models import UsageDay
-from streaming import delivery
 from downloads.models import Status
+from streaming import links, sending
 from tests.accounts.factories import ApiKeyFactory
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
 from tests.downloads.factories import JobFactory, JobFileFactory
@@ -56,7 +56,7 @@ def show(user):
 
 
 def link(show, rel):
-    return delivery.file_link(show.user.pk, show.files[rel])
+    return links.file_link(show.user.pk, show.files[rel])
 
 
 def body(response):
@@ -158,7 +158,7 @@ class TestFileDownload:
         assert body(response) == CONTENTS["Show/S01/e1.mkv"]
 
     def test_works_without_a_session_and_with_any_cosmetic_name(self, show):
-        token = delivery.file_token(show.user.pk, show.files["cover.jpg"].pk)
+        token = links.file_token(show.user.pk, show.files["cover.jpg"].pk)
         response = Client().get(reverse("delivery:file", args=[token, "whatever.name"]))
         assert response.status_code == 200 and body(response) == CONTENTS["cover.jpg"]
 
@@ -250,7 +250,7 @@ class TestFileDownload:
         response = Client().get(link(show, big.path), headers={"Range": header})
         sizes = [len(chunk) for chunk in response.streaming_content]
         assert response.status_code == 206 and sum(sizes) == int(response["Content-Length"])
-        assert max(sizes) < 2 * delivery.CHUNK_SIZE  # never a whole part, let alone the file, in memory
+        assert max(sizes) < 2 * sending.CHUNK_SIZE  # never a whole part, let alone the file, in memory
 
     def test_unsatisfiable_range_is_416(self, show):
         response = Client().get(link(show, "Show/S01/e2.mkv"), headers={"Range": "bytes=3000-"})
@@ -299,7 +299,7 @@ class TestFileDownload:
     def test_file_replaced_after_the_headers_is_not_sent(self, show):
         response = Client().get(link(show, "Show/S01/e2.mkv"))
         (show.job.data_dir / "Show/S01/e2.mkv").write_bytes(b"something else entirely")
-        with pytest.raises(delivery.FileChanged):
+        with pytest.raises(sending.FileChanged):
             body(response)
         assert delivered(show.user) == 0
 
@@ -326,7 +326,7 @@ class TestLinks:
     def test_expired_link_is_410(self, show):
         past = time.time() - settings.SIGNED_URL_MAX_AGE - 5
         with mock.patch("django.core.signing.time.time", return_value=past):
-            token = delivery.file_token(show.user.pk, show.files["cover.jpg"].pk)
+            token = links.file_token(show.user.pk, show.files["cover.jpg"].pk)
         response = Client().get(reverse("delivery:file", args=[token, "cover.jpg"]))
         assert response.status_code == 410
         assert response.json()["code"] == "link_expired"
@@ -337,9 +337,9 @@ class TestLinks:
         assert Client().get(url).status_code == 410
 
     def test_tampered_links_are_404(self, show, caplog):
-        token = delivery.file_token(show.user.pk, show.files["cover.jpg"].pk)
+        token = links.file_token(show.user.pk, show.files["cover.jpg"].pk)
         flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
-        zip_token = delivery.zip_token(show.user.pk, show.job.pk, "")
+        zip_token = links.zip_token(show.user.pk, show.job.pk, "")
         with caplog.at_level(logging.INFO):
             for bad in [flipped, zip_token, "nonsense", token.replace(":", ";", 1)]:
                 response = Client().get(reverse("delivery:file", args=[bad, "cover.jpg"]))
@@ -366,7 +366,7 @@ class TestLinks:
 
     def test_link_bound_to_user_cannot_reach_another_users_file(self, show, other_user):
         # A (validly signed) link for a file id naming the wrong user is refused.
-        token = delivery.file_token(other_user.pk, show.files["cover.jpg"].pk)
+        token = links.file_token(other_user.pk, show.files["cover.jpg"].pk)
         assert Client().get(reverse("delivery:file", args=[token, "cover.jpg"])).status_code == 404
 
     def test_symlink_out_of_the_job_folder_is_404(self, show):
@@ -374,13 +374,13 @@ class TestLinks:
         (show.job.data_dir / "etc").symlink_to("/etc", target_is_directory=True)
         for rel in ["Show/passwd", "etc/passwd"]:
             jobfile = JobFileFactory(job=show.job, path=rel, size_bytes=10, completed_bytes=10)
-            response = Client().get(delivery.file_link(show.user.pk, jobfile))
+            response = Client().get(links.file_link(show.user.pk, jobfile))
             assert response.status_code == 404, rel
             assert b"root" not in response.content
 
     def test_traversal_path_is_404(self, show):
         jobfile = JobFileFactory(job=show.job, path="../../../../etc/passwd", size_bytes=10)
-        assert Client().get(delivery.file_link(show.user.pk, jobfile)).status_code == 404
+        assert Client().get(links.file_link(show.user.pk, jobfile)).status_code == 404
 
 
 # --- quota, metering, logging -----------------------------------------------------------------------------
@@ -403,7 +403,7 @@ class TestMetering:
         # test's database connection (and roll the test back), so that part is kept out of the way.
         monkeypatch.setattr(connection, "close_if_unusable_or_obsolete", lambda: None)
         response.close()
-        assert delivered(show.user) == delivery.CHUNK_SIZE
+        assert delivered(show.user) == sending.CHUNK_SIZE
 
     def test_quota_refusal(self, show):
         PlanAssignmentFactory(user=show.user, plan=PlanFactory(monthly_transfer_bytes=100))
@@ -421,9 +421,9 @@ class TestMetering:
     def test_one_log_line_per_delivery_without_token(self, show, caplog):
         url = link(show, "Show/S01/e2.mkv")
         token = url.split("/")[3]
-        with caplog.at_level(logging.INFO, logger="streaming.delivery"):
+        with caplog.at_level(logging.INFO, logger="streaming.sending"):
             body(Client().get(url, headers={"Range": "bytes=10-19"}, HTTP_X_REQUEST_ID="req-123"))
-        records = [r for r in caplog.records if r.name == "streaming.delivery"]
+        records = [r for r in caplog.records if r.name == "streaming.sending"]
         assert len(records) == 1
         record = records[0]
         assert (record.user, record.job, record.file, record.range, record.bytes, record.status) == (
@@ -443,7 +443,7 @@ def open_zip(response):
 
 class TestZip:
     def test_whole_job_zip(self, show):
-        response = Client().get(delivery.zip_link(show.user.pk, show.job))
+        response = Client().get(links.zip_link(show.user.pk, show.job))
         assert response.status_code == 200
         assert response.streaming is True
         assert response["Content-Type"] == "application/zip"
@@ -456,7 +456,7 @@ class TestZip:
         assert delivered(show.user) == int(response["Content-Length"])
 
     def test_folder_zip_contains_only_that_folder(self, show):
-        response = Client().get(delivery.zip_link(show.user.pk, show.job, "Show/S01"))
+        response = Client().get(links.zip_link(show.user.pk, show.job, "Show/S01"))
         assert response["Content-Disposition"].startswith('attachment; filename="S01.zip"')
         archive = open_zip(response)
         assert sorted(archive.namelist()) == ["e1.mkv", "e2.mkv"]
@@ -464,7 +464,7 @@ class TestZip:
 
     def test_folder_prefix_is_not_a_name_prefix(self, user):
         job = make_job(user, {"Show/a.bin": b"a", "Show 2/b.bin": b"b", "show/c.bin": b"c"})
-        archive = open_zip(Client().get(delivery.zip_link(user.pk, job.job, "Show")))
+        archive = open_zip(Client().get(links.zip_link(user.pk, job.job, "Show")))
         assert archive.namelist() == ["a.bin"]
 
     def test_zip_skips_symlinks_and_missing_files(self, show):
@@ -473,33 +473,33 @@ class TestZip:
         JobFileFactory(job=show.job, path="Show/passwd")
         JobFileFactory(job=show.job, path="Show/inner-link.txt")
         JobFileFactory(job=show.job, path="Show/not-yet.bin")
-        archive = open_zip(Client().get(delivery.zip_link(show.user.pk, show.job, "Show")))
+        archive = open_zip(Client().get(links.zip_link(show.user.pk, show.job, "Show")))
         assert sorted(archive.namelist()) == ["S01/e1.mkv", "S01/e2.mkv", "page.html", "Été notes.txt"]
 
     def test_zip_of_folder_with_nothing_on_disk_is_404(self, show):
-        response = Client().get(delivery.zip_link(show.user.pk, show.job, "Nope"))
+        response = Client().get(links.zip_link(show.user.pk, show.job, "Nope"))
         assert response.status_code == 404
 
     def test_zip_head(self, show):
-        response = Client().head(delivery.zip_link(show.user.pk, show.job, "Show/S01"))
+        response = Client().head(links.zip_link(show.user.pk, show.job, "Show/S01"))
         assert response.status_code == 200 and int(response["Content-Length"]) > 603_000
         assert delivered(show.user) == 0
 
     def test_zip_link_refusals(self, show, other_user):
-        token = delivery.zip_token(other_user.pk, show.job.pk, "")
+        token = links.zip_token(other_user.pk, show.job.pk, "")
         assert Client().get(reverse("delivery:zip", args=[token, "x.zip"])).status_code == 404
-        token = delivery.zip_token(show.user.pk, show.job.pk, "../..")
+        token = links.zip_token(show.user.pk, show.job.pk, "../..")
         assert Client().get(reverse("delivery:zip", args=[token, "x.zip"])).status_code == 404
-        file_token = delivery.file_token(show.user.pk, show.files["cover.jpg"].pk)
+        file_token = links.file_token(show.user.pk, show.files["cover.jpg"].pk)
         assert Client().get(reverse("delivery:zip", args=[file_token, "x.zip"])).status_code == 404
         past = time.time() - settings.SIGNED_URL_MAX_AGE - 5
         with mock.patch("django.core.signing.time.time", return_value=past):
-            token = delivery.zip_token(show.user.pk, show.job.pk, "")
+            token = links.zip_token(show.user.pk, show.job.pk, "")
         assert Client().get(reverse("delivery:zip", args=[token, "x.zip"])).status_code == 410
 
     def test_zip_quota_refusal(self, show):
         PlanAssignmentFactory(user=show.user, plan=PlanFactory(monthly_transfer_bytes=1000))
-        response = Client().get(delivery.zip_link(show.user.pk, show.job))
+        response = Client().get(links.zip_link(show.user.pk, show.job))
         assert response.status_code == 403 and response.json()["code"] == "quota_exceeded"
 
 
@@ -523,7 +523,7 @@ class TestAsgi:
         assert delivered(show.user) == 599_000
 
     def test_zip_over_asgi(self, show):
-        url = delivery.zip_link(show.user.pk, show.job, "Show/S01")
+        url = links.zip_link(show.user.pk, show.job, "Show/S01")
 
         async def fetch():
             response = await AsyncClient().get(url)
@@ -536,7 +536,7 @@ class TestAsgi:
 
 def test_coalesce_regroups_without_losing_bytes():
     pieces = [b"a" * 3, b"b" * 10, b"", b"c" * 2, b"d" * 7]
-    out = list(delivery.coalesce(pieces, size=8))
+    out = list(sending.coalesce(pieces, size=8))
     assert b"".join(out) == b"".join(pieces)
     assert [len(chunk) for chunk in out] == [13, 9]
-    assert list(delivery.coalesce([], size=8)) == []
+    assert list(sending.coalesce([], size=8)) == []

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from billing.models import UsageDay
-from streaming import delivery
 from downloads.models import Status
+from streaming import links, sending
 from tests.downloads.factories import JobFactory, JobFileFactory
 from tests.procs import daphne, process_env
 
@@ -56,7 +56,7 @@ def wait_for(predicate, timeout: float = 20.0) -> bool:
 
 def test_file_full_range_and_head_over_daphne(server, user, files):
     _, rows = files
-    url = server + delivery.file_link(user.pk, rows["Album/big.flac"])
+    url = server + links.file_link(user.pk, rows["Album/big.flac"])
     with httpx.Client(timeout=30) as client:
         response = client.get(url)
         assert response.status_code == 200
@@ -81,7 +81,7 @@ def test_file_full_range_and_head_over_daphne(server, user, files):
 def test_zip_over_daphne(server, user, files):
     job, _ = files
     with httpx.Client(timeout=30) as client:
-        response = client.get(server + delivery.zip_link(user.pk, job, "Album"))
+        response = client.get(server + links.zip_link(user.pk, job, "Album"))
         size = len(response.content)
         # Still connected: the server finishes the stream and meters it without a disconnect racing it.
         assert wait_for(lambda: delivered(user) == size), delivered(user)
@@ -101,7 +101,7 @@ def test_aborted_download_meters_only_what_was_sent(server, user, files):
         fh.truncate(256 * 1024 * 1024)
     big.size_bytes = big.completed_bytes = 256 * 1024 * 1024
     big.save()
-    url = server + delivery.file_link(user.pk, big)
+    url = server + links.file_link(user.pk, big)
     with httpx.Client(timeout=30) as client, client.stream("GET", url) as response:
         assert response.status_code == 200
         received = 0
@@ -111,4 +111,4 @@ def test_aborted_download_meters_only_what_was_sent(server, user, files):
                 break
     assert wait_for(lambda: delivered(user) > 0), "the aborted delivery was never metered"
     # Counted once the server asks for the next chunk: the last one handed over may go uncounted.
-    assert received - delivery.CHUNK_SIZE <= delivered(user) < big.size_bytes
+    assert received - sending.CHUNK_SIZE <= delivered(user) < big.size_bytes

@@ -308,6 +308,15 @@ TORRENT_URL_ALLOWED_NETWORKS = env.list("TORRENT_URL_ALLOWED_NETWORKS", default=
 TORRENT_URL_MAX_REDIRECTS = env.int("TORRENT_URL_MAX_REDIRECTS", default=5)
 TORRENT_URL_TIMEOUT = env.float("TORRENT_URL_TIMEOUT", default=15.0)
 
+# --- qBittorrent Web API v2 (downloads/qbittorrent_api, mounted under /qbittorrent/) ---------------
+# The path under which the *arr apps see DOWNLOADS_DIR (their container's mount of it); save_path and
+# content_path are reported under it. Empty: DOWNLOADS_DIR itself (the apps run on this host).
+QBITTORRENT_REMOTE_PATH = env.str("QBITTORRENT_REMOTE_PATH", default="")
+QBITTORRENT_SESSION_SECONDS = env.int("QBITTORRENT_SESSION_SECONDS", default=3600)  # idle SID lifetime
+# Like qBittorrent's WebUI\\MaxAuthenticationFailCount and BanDuration: failed logins before an IP is banned.
+QBITTORRENT_MAX_AUTH_FAILS = env.int("QBITTORRENT_MAX_AUTH_FAILS", default=5)
+QBITTORRENT_BAN_SECONDS = env.int("QBITTORRENT_BAN_SECONDS", default=3600)
+
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

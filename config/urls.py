@@ -13,6 +13,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("d/", include("streaming.urls")),
+    path("qbittorrent/", include("downloads.qbittorrent_api.urls")),  # qBittorrent Web API v2 (issue 14)
     path("accounts/", include("accounts.urls")),
     path("", include("billing.urls")),
     path("", include("downloads.urls")),

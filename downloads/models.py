@@ -342,3 +342,7 @@ class Lease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} → {self.holder or '-'}"
+
+
+# The qBittorrent Web API's models live in their own package but belong to this app (registered on import).
+from downloads.qbittorrent_api.models import QbtCategory, QbtSession, QbtTag, QbtTorrent  # noqa: E402, F401

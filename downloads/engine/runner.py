@@ -34,6 +34,7 @@ from downloads.engine.config import idle_seconds, seeding_done, session_settings
 from downloads.engine.resume import ResumeDecryptionError, ResumeStore
 from downloads.models import TERMINAL, IllegalTransition, Job, JobFile, Status, can_transition
 from downloads.paths import UnsafePath
+from downloads.qbittorrent_api.services import seeding_limits
 
 log = logging.getLogger(__name__)
 
@@ -405,9 +406,11 @@ class Engine:
         """Seed until the first limit the plan sets is reached, or until nobody wanted data for
         SEED_IDLE_MINUTES (the rule: downloads/engine/config.py `seeding_done`)."""
         plan = torrent.plan = torrent.plan or current_plan(torrent.job.user)
+        # The plan's limits, tightened by the job's own where a qBittorrent client set them (setShareLimits).
+        ratio_limit, minutes_limit = seeding_limits(torrent.job, plan)
         seeded = st.seeding_duration.total_seconds()
         why = seeding_done(
-            ratio_limit=plan.seed_ratio_limit, time_limit_minutes=plan.seed_time_limit_minutes,
+            ratio_limit=ratio_limit, time_limit_minutes=minutes_limit,
             ratio=st.all_time_upload / max(1, st.total_wanted), seeded_seconds=seeded,
             idle_seconds=idle_seconds(st.last_upload, seeded), private=torrent.job.is_private,
         )

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "seedr",
     "servers",
     "streaming",
+    "indexers",
 ]
 
 MIDDLEWARE = [
@@ -316,6 +317,17 @@ QBITTORRENT_SESSION_SECONDS = env.int("QBITTORRENT_SESSION_SECONDS", default=360
 # Like qBittorrent's WebUI\\MaxAuthenticationFailCount and BanDuration: failed logins before an IP is banned.
 QBITTORRENT_MAX_AUTH_FAILS = env.int("QBITTORRENT_MAX_AUTH_FAILS", default=5)
 QBITTORRENT_BAN_SECONDS = env.int("QBITTORRENT_BAN_SECONDS", default=3600)
+
+# --- Indexers and search (indexers/) -------------------------------------------------------------
+# Users' indexers on loopback/private addresses (your Jackett on 192.168.x): on by default like servers; turn
+# it off on a shared instance. The operator's shared indexers may always be internal.
+INDEXERS_ALLOW_INTERNAL = env.bool("INDEXERS_ALLOW_INTERNAL", default=True)
+INDEXERS_MAX_RESPONSE_BYTES = env.int("INDEXERS_MAX_RESPONSE_BYTES", default=8 * 1024 * 1024)
+INDEXERS_SEARCH_TIMEOUT = env.float("INDEXERS_SEARCH_TIMEOUT", default=25.0)  # the whole fan-out, at most
+INDEXERS_SEARCH_CONCURRENCY = env.int("INDEXERS_SEARCH_CONCURRENCY", default=16)
+INDEXERS_RATE_LIMITER = env.str("INDEXERS_RATE_LIMITER", default="auto")  # auto, cache or database
+INDEXERS_CAPS_MAX_AGE_HOURS = env.float("INDEXERS_CAPS_MAX_AGE_HOURS", default=24.0)
+SEARCH_RESULT_TTL_DAYS = env.float("SEARCH_RESULT_TTL_DAYS", default=7.0)
 
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

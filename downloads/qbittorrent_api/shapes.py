@@ -359,7 +359,7 @@ def preferences(user) -> dict:
         max_ratio_act=0,  # pause (never remove): the *arr apps import, then remove themselves
         queueing_enabled=False,  # dispatch order is Flotilla's (fair between users): no queue priorities
         dht=settings.ENGINE_DHT, pex=settings.ENGINE_DHT,
-        create_subfolder_enabled=True, torrent_content_layout="Original", auto_tmm_enabled=False,
+        torrent_content_layout="Original", auto_tmm_enabled=False,
     )
     return prefs
 

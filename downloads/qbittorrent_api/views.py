@@ -246,8 +246,10 @@ def tags(request, user, params: Params) -> HttpResponse:
 @endpoint(post=True)
 def add(request, user, params: Params) -> HttpResponse:
     urls = [u.strip() for u in params.get("urls", "").splitlines() if u.strip()]
+    # Every uploaded file, whatever its field is called: qBittorrent reads them all, and qbittorrent-api names
+    # each field after its file ("torrents" is only what the WebUI and the *arr apps send).
     uploads = [services.Upload(f.name or "", f.read(settings.TORRENT_MAX_BYTES + 1))
-               for f in request.FILES.getlist("torrents")]
+               for field in request.FILES for f in request.FILES.getlist(field)]
     options = services.AddOptions(
         category=params.get("category", "").strip(),
         tags=services.split_tags(params.get("tags")),

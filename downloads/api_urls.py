@@ -1,4 +1,4 @@
-from django.urls import include, path
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from downloads.api import BatchViewSet, FileView, JobViewSet, health_snapshot

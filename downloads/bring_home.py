@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.tasks import enqueue
 from downloads import backends, events, finish, leases, retries, runs
 from downloads import services as jobs
 from downloads.models import EventKind, IllegalTransition, Job, Status
@@ -68,7 +69,7 @@ def _enqueue(job_id: int) -> bool:
     holder = runs.reserve(BRING_HOME, job_id)
     if holder is None:
         return False
-    runs.enqueue(TASK, job_id, holder, group=BRING_HOME)
+    enqueue(TASK, job_id, holder, group=BRING_HOME)
     return True
 
 
@@ -136,7 +137,7 @@ def _failed_attempt(backend: backends.Backend, job: Job, exc: backends.BackendEr
     except (jobs.StaleJob, IllegalTransition):
         return
     backend.abandon(job)
-    runs.enqueue("downloads.tasks.dispatch", group="dispatch")  # the job's slot is free
+    enqueue("downloads.tasks.dispatch", group="dispatch")  # the job's slot is free
 
 
 def _back_off(job: Job, exc: backends.BackendError, attempts: int) -> None:

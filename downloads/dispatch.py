@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from billing.services import default_plan, has_free_slot, slot_limit_sql
+from config.tasks import enqueue
 from downloads import backends, leases, retries, services
 from downloads.models import ACTIVE, Job, Status
 
@@ -242,11 +243,4 @@ def start_poller() -> bool:
     """Enqueue a poller link unless one holds the lease or nothing remote is active. Returns enqueued."""
     if leases.is_held(POLL_LEASE) or not remote_jobs_active():
         return False
-    from django_q.tasks import async_task
-
-    try:
-        async_task("downloads.tasks.poll_remote", group="poll_remote")
-    except Exception:  # the per-minute schedule starts one anyway
-        log.warning("could not enqueue the remote poller", exc_info=True)
-        return False
-    return True
+    return enqueue("downloads.tasks.poll_remote", group="poll_remote", on_commit=False)  # else the schedule's

@@ -14,6 +14,7 @@ import logging
 
 from accounts.audit import record_audit
 from config.errors import Conflict
+from config.tasks import enqueue
 from downloads import backends, leases, postprocessors, runs
 from downloads import services as jobs
 from downloads.models import EventKind, IllegalTransition, Job, JobEvent, Status
@@ -48,7 +49,7 @@ def complete(job: Job, *, reason_code: str = "done", reason: str = "Download com
     backend = backends.get_backend(job.backend)
     if backend is not None and not backend.pulls_jobs:
         # A slot is free: the user's next queued job may start now rather than at the next tick.
-        runs.enqueue("downloads.tasks.dispatch", group="dispatch")
+        enqueue("downloads.tasks.dispatch", group="dispatch")
     return job
 
 
@@ -56,7 +57,7 @@ def _enqueue(job_id: int) -> bool:
     holder = runs.reserve(POSTPROCESS, job_id)
     if holder is None:
         return False  # a run holds the job
-    runs.enqueue(TASK, job_id, holder, group=POSTPROCESS)
+    enqueue(TASK, job_id, holder, group=POSTPROCESS)
     return True
 
 

@@ -1,4 +1,4 @@
-"""What the spine's background runs share: enqueueing a task after commit, and the lease a run holds on a job.
+"""What the spine's background runs share: the lease a run holds on a job (enqueueing is config.tasks.enqueue).
 
 A run (bringing files home, post-processing) works on one job under the lease `<kind>.<job id>`. The
 lease is taken when the run is enqueued (so a sweep does not enqueue it twice) and renewed while the run
@@ -10,20 +10,15 @@ expires and the next sweep enqueues the run again.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
 
-from config.logging import request_id_var
 from downloads import leases
 from downloads.models import Job
-
-log = logging.getLogger(__name__)
 
 # Status and cancel checks while a run works: often enough that a cancel stops the bytes within seconds.
 CHECK_EVERY_SECONDS = 2.0
@@ -32,26 +27,6 @@ CHECK_EVERY_SECONDS = 2.0
 class JobMoved(Exception):
     """The job left the status the run serves (cancelled, waiting for a login, failed by a service), or the
     run lost its lease to another worker: stop quietly, the other change stands."""
-
-
-def enqueue(func: str, *args, group: str, on_commit: bool = True) -> None:
-    """Enqueue a django-q2 task (after the current transaction commits, by default), carrying the request id.
-
-    A failure to enqueue is logged, never raised: every run here is also found by a scheduled sweep."""
-    request_id = request_id_var.get()
-
-    def send() -> None:
-        from django_q.tasks import async_task
-
-        try:
-            async_task(func, *args, group=group, request_id=request_id)
-        except Exception:
-            log.warning("could not enqueue a task; the sweep picks it up", exc_info=True, extra={"func": func})
-
-    if on_commit:
-        transaction.on_commit(send)
-    else:
-        send()
 
 
 def lease_ttl() -> float:

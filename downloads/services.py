@@ -23,7 +23,7 @@ from accounts.services import check_can_create_jobs
 from billing import services as billing
 from config.crypto import keyed_hash
 from config.errors import Conflict, DomainError
-from config.logging import request_id_var
+from config.tasks import enqueue
 from downloads import backends, events, fetch, intake, metrics
 from downloads.models import (
     ACTIVE,
@@ -203,14 +203,8 @@ def add_batch(user, text: str, *, backend: str | None = None, name: str = "") ->
 
 
 def _kick_dispatcher() -> None:
-    """Ask the worker to dispatch now instead of at its next scheduled tick."""
-    from django_q.tasks import async_task
-
-    try:
-        # The request id travels with the task, so the worker's log lines match the user's request.
-        async_task("downloads.tasks.dispatch", group="dispatch", request_id=request_id_var.get())
-    except Exception:  # the schedule picks the job up anyway; never fail a request over this
-        log.warning("could not enqueue dispatch", exc_info=True)
+    """Ask the worker to dispatch now instead of at its next scheduled tick (callers run it on commit)."""
+    enqueue("downloads.tasks.dispatch", group="dispatch", on_commit=False)
 
 
 # --- status and progress --------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from billing import services as billing
 from config.errors import Conflict
+from config.tasks import enqueue
 from downloads import bring_home as road_home
 from downloads import intake, runs
 from downloads import services as jobs
@@ -509,4 +510,4 @@ def resume_after_login(job: Job) -> None:
 
 
 def _kick_dispatcher_on_commit() -> None:
-    runs.enqueue("downloads.tasks.dispatch", group="dispatch")
+    enqueue("downloads.tasks.dispatch", group="dispatch")

@@ -20,6 +20,7 @@ from accounts.audit import record_audit
 from billing import services as billing
 from config.errors import Conflict, DomainError
 from config.formatting import human_bytes
+from config.tasks import enqueue
 from downloads import leases
 from downloads import services as jobs
 from downloads.models import ACTIVE, TERMINAL, Batch, IllegalTransition, Job, Status
@@ -188,11 +189,9 @@ def _connect(user, token: client.Token, method: str, fallback_name: str = "") ->
 
 
 def _after_connect(user_id: int) -> None:
-    from seedr import tasks
-
     resume_waiting_jobs(user_id)
-    tasks.kick_dispatcher()
-    tasks.enqueue("seedr.tasks.refresh_insights", user_id)
+    enqueue("downloads.tasks.dispatch", group="dispatch")
+    enqueue("seedr.tasks.refresh_insights", user_id, group="seedr")
 
 
 def resume_waiting_jobs(user_id: int) -> int:

@@ -6,7 +6,6 @@ import logging
 
 from django.conf import settings
 
-from config.logging import request_id_var
 from downloads.tasks import task
 
 log = logging.getLogger(__name__)
@@ -30,20 +29,6 @@ def refresh_insights(user_id: int | None = None) -> int:
         log.info("seedr insights refresh failed", extra={"user": user_id, "code": exc.code})
         return 0
     return 1
-
-
-def enqueue(func: str, *args) -> None:
-    """Enqueue a task now (used on commit); the sync re-enqueues whatever this could not."""
-    from django_q.tasks import async_task
-
-    try:
-        async_task(func, *args, group="seedr", request_id=request_id_var.get())
-    except Exception:
-        log.warning("could not enqueue a Seedr task", exc_info=True, extra={"func": func})
-
-
-def kick_dispatcher() -> None:
-    enqueue("downloads.tasks.dispatch")
 
 
 def ensure_schedules(**_kwargs) -> None:

@@ -8,5 +8,6 @@ urlpatterns = [
     path("", include("downloads.api_urls")),
     path("", include("seedr.api_urls")),
     path("", include("servers.api_urls")),
+    path("", include("indexers.api_urls")),
     path("", include("streaming.api_urls")),
 ]

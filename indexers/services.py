@@ -350,7 +350,9 @@ def search(user, query: str | Query, *, indexer_ids: list[int] | None = None, ca
         outcome.timings.append({"indexer": indexer.pk, "name": indexer.name, "ms": round(answer.ms, 1),
                                 "count": len(answer.releases or [])})
         releases.extend((indexer, r) for r in answer.releases or [])
-    outcome.results = _store(user, rank(merge(_filter(releases, q, filters or Filters()))))
+    # The best `limit` overall are kept and stored (each indexer was asked for `limit` from `offset`): storing
+    # every parsed row (encrypted columns) would cost more than the search itself.
+    outcome.results = _store(user, rank(merge(_filter(releases, q, filters or Filters())))[:q.limit])
     purge_expired_now_and_then()
     return outcome
 
@@ -576,3 +578,13 @@ def grab(user, result_id: int, backend: str | None = None) -> Job:
                                  guid=result.guid, title=result.title, info_url=result.info_url)
         record_audit("search.grab", actor=user, target=job, indexer=result.indexer_id, result=result.pk)
     return job
+
+
+def find_result(user, indexer_id: int, guid: str) -> int:
+    """The id of the user's live stored result for (indexer, guid), Prowlarr's grab key; Http404 when there is
+    none (never searched, expired, or an indexer the user may no longer use)."""
+    result_id = (SearchResult.objects.for_user(user).live()
+                 .filter(indexer_id=indexer_id, guid_hash=guid_digest(guid)).values_list("id", flat=True).first())
+    if result_id is None or not Indexer.objects.for_user(user).filter(pk=indexer_id).exists():
+        raise Http404("No such search result (it may have expired: search again).")
+    return result_id

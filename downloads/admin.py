@@ -25,7 +25,7 @@ from config.admin_paginator import CappedCountPaginator
 from config.crypto import keyed_hash
 from config.errors import DomainError
 from downloads import finish, health, intake, services
-from downloads.models import Batch, BlockedInfoHash, Job, JobEvent, JobFile, ProcessHeartbeat
+from downloads.models import BackendPolicy, Batch, BlockedInfoHash, Job, JobEvent, JobFile, ProcessHeartbeat
 
 # Encrypted job columns: never loaded by a list (cost of decrypting, and nothing to show).
 JOB_SECRETS = ("magnet", "torrent", "info_hash")
@@ -314,6 +314,23 @@ class BlockedInfoHashAdmin(ServiceDeleteMixin, AuditedAdmin):
     def delete_service(self, actor, obj: BlockedInfoHash) -> None:
         # Unblocking: the audit row names the entry and its reason, never the hash itself.
         accounts.delete_record(actor, obj, action="blocklist.remove", reason=obj.reason)
+
+
+# --- fail-over policies ---------------------------------------------------------------------------
+
+
+@admin.register(BackendPolicy)
+class BackendPolicyAdmin(AuditedAdmin):
+    """A plan's default fail-over (the operator's) and users' own policies (downloads/failover.py). The form
+    checks the shape and, for a plan, that every backend is one of the plan's (`BackendPolicy.clean`)."""
+
+    list_display = ("__str__", "plan", "user", "triggers", "stall_minutes", "offline_grace_minutes", "updated_at")
+    list_select_related = ("plan", "user")
+    list_filter = (("plan", admin.EmptyFieldListFilter), ("user", admin.EmptyFieldListFilter))
+    search_fields = ("plan__name", "user__email")
+    autocomplete_fields = ("user",)
+    fields = ("plan", "user", "backends", "triggers", "stall_minutes", "offline_grace_minutes")
+    show_full_result_count = False
 
 
 # --- processes and health -------------------------------------------------------------------------

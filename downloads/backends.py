@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -62,6 +63,16 @@ class Backend(ABC):
         every queued job on every dispatch. `submit` stays the authority (it may refuse transiently).
         """
         return None
+
+    def refuses(self, job: Job) -> str | None:
+        """Asked by fail-over before it moves a job here from another backend: a sentence saying why this
+        backend cannot take the job at all now (not connected, disabled, too big), or None. Cheap checks."""
+        return None if self.available() else f"{self.label or self.kind} is not running"
+
+    def offline(self) -> dict[str, datetime]:
+        """Backend names of this kind that do not answer, and since when (fail-over moves their jobs once the
+        policy's grace time has passed). One cheap query at most; the default: never offline."""
+        return {}
 
     @abstractmethod
     def submit(self, job: Job) -> None:

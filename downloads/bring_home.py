@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.tasks import enqueue
-from downloads import backends, events, finish, leases, retries, runs
+from downloads import backends, events, failover, finish, leases, retries, runs
 from downloads import services as jobs
 from downloads.models import EventKind, IllegalTransition, Job, Status
 
@@ -125,6 +125,8 @@ def _failed_attempt(backend: backends.Backend, job: Job, exc: backends.BackendEr
     if job.status != Status.TRANSFERRING:
         return  # cancelled (or failed by a service) meanwhile: that change stands
     attempts = job.attempts + 1
+    if (exc.permanent or retries.exhausted(attempts)) and failover.after_error(job, exc, attempts):
+        return  # moved to the next backend of the policy (the old one was told to drop it)
     try:
         if exc.permanent:
             jobs.fail(job, exc.code, exc.message)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from billing.services import default_plan, has_free_slot, slot_limit_sql
 from config.tasks import enqueue
-from downloads import backends, leases, retries, services
+from downloads import backends, failover, leases, retries, services
 from downloads.models import ACTIVE, Job, Status
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,8 @@ def _submit(backend: backends.Backend, job: Job) -> bool:
     except backends.BackendError as exc:
         job.refresh_from_db()
         attempts = job.attempts + 1
+        if failover.after_error(job, exc, attempts):  # the policy names this refusal: the next backend tries
+            return _resubmit(job)
         if exc.permanent:
             services.fail(job, exc.code, exc.message)
         elif job.status == Status.STARTING and retries.exhausted(attempts):
@@ -167,6 +169,20 @@ def _submit(backend: backends.Backend, job: Job) -> bool:
     if job.attempts or job.next_attempt_at:
         Job.objects.filter(pk=job.pk).update(attempts=0, next_attempt_at=None)
     return True
+
+
+def _resubmit(job: Job) -> bool:
+    """A job just failed over tries its new backend in the same turn, so it keeps its place in line (the
+    user's slot it was about to take is still free). A pulling backend claims it by id order anyway."""
+    job.refresh_from_db()
+    backend = backends.get_backend(job.backend)
+    if job.status != Status.QUEUED or backend is None or backend.pulls_jobs:
+        return False
+    wait = backend.may_start(job)
+    if wait is not None:
+        services.set_reason(job, wait.code, wait.message)
+        return False
+    return _submit(backend, job)
 
 
 def backend_filter(kind: str) -> Q:

@@ -12,10 +12,13 @@ Job status diagram (the table `TRANSITIONS` below is the single source of truth)
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -178,6 +181,10 @@ class Job(models.Model):
     # Backoff after transient backend errors: the dispatcher leaves the job alone until next_attempt_at.
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the downloaded bytes last grew, or the job last started running: the stall check reads it.
+    progress_at = models.DateTimeField(null=True, blank=True)
+    # The backends this job left by fail-over, oldest first (downloads/failover.py): it never goes back.
+    failover_from = models.JSONField(default=list, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -209,6 +216,71 @@ class Job(models.Model):
     def check_transition(self, target: str) -> None:
         if not can_transition(self.status, target):
             raise IllegalTransition(self.pk, self.status, target)
+
+
+# What may move a job to the next backend of its fail-over policy: trigger code → what the job's event says.
+FAILOVER_TRIGGERS: dict[str, str] = {
+    "seedr_queue_full": "Seedr queue full",
+    "seedr_quota_exceeded": "Seedr quota exceeded",
+    "seedr_size_limit": "too big for Seedr on this server",
+    "stalled": "stalled with no seeders",
+    "backend_offline": "backend offline past the grace time",
+    "retries_exhausted": "retries exhausted",
+}
+_POLICY_ENTRY = re.compile(r"[a-z][a-z0-9_-]{0,31}(:[0-9]{1,12})?")
+
+
+def all_triggers() -> list[str]:
+    return list(FAILOVER_TRIGGERS)
+
+
+class BackendPolicy(models.Model):
+    """An ordered fail-over policy (downloads/failover.py): a user's own, or a plan's default for its users
+    (the user's own wins; an own policy with no backends turns fail-over off for that user).
+
+    Entries are backend names ("seedr", "server:12") or a kind standing for each of the user's own accounts
+    of it ("server": their enabled servers in turn)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="backend_policy")
+    plan = models.OneToOneField("billing.Plan", null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="backend_policy", help_text="The default of this plan's users.")
+    backends = models.JSONField(default=list, blank=True, help_text='In order, e.g. ["seedr", "server", "engine"].')
+    triggers = models.JSONField(default=all_triggers, blank=True,
+                                help_text=f"Some of: {', '.join(FAILOVER_TRIGGERS)}.")
+    stall_minutes = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)],
+        help_text="Minutes with no seeder and no new byte before a job counts as stalled.")
+    offline_grace_minutes = models.PositiveIntegerField(
+        default=15, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)],
+        help_text="Minutes a backend may be offline before its jobs move on.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "backend policies"
+        constraints = [models.CheckConstraint(
+            condition=models.Q(user__isnull=True, plan__isnull=False) | models.Q(user__isnull=False, plan__isnull=True),
+            name="backendpolicy_user_or_plan")]
+
+    def __str__(self) -> str:
+        return " → ".join(self.backends) or "no fail-over"
+
+    def clean(self) -> None:
+        """The shape (the services check, per user, that each backend is one they may use)."""
+        errors = {}
+        if (self.user_id is None) == (self.plan_id is None):
+            errors["plan"] = "A policy belongs to one user or to one plan."
+        if not isinstance(self.backends, list) or not all(
+                isinstance(n, str) and _POLICY_ENTRY.fullmatch(n) for n in self.backends) or len(self.backends) == 1:
+            errors["backends"] = 'None, or at least two backend names in order, e.g. ["seedr", "engine"].'
+        elif len(set(self.backends)) != len(self.backends):
+            errors["backends"] = "A backend may appear only once."
+        elif self.plan_id and (outside := [n for n in self.backends if not self.plan.allows_backend(n)]):
+            errors["backends"] = f"Not among the plan's backends: {', '.join(outside)}."
+        if not isinstance(self.triggers, list) or not self.triggers or not set(self.triggers) <= set(FAILOVER_TRIGGERS):
+            errors["triggers"] = f"Some of: {', '.join(FAILOVER_TRIGGERS)}."
+        if errors:
+            raise ValidationError(errors)
 
 
 class JobFile(models.Model):

@@ -10,6 +10,8 @@ SCHEDULES = {
     "flotilla.poll_remote": ("downloads.tasks.poll_remote", "seconds"),
     # Bring-home and post-processing runs of a killed worker (expired lease) or due for a retry.
     "flotilla.sweep_runs": ("downloads.tasks.sweep_runs", "seconds"),
+    # Fail-over of stalled jobs and of jobs on a backend offline past its grace time (downloads/failover.py).
+    "flotilla.failover": ("downloads.tasks.fail_over_stuck", "seconds"),
     "flotilla.prune_progress_events": ("downloads.tasks.prune_progress_events", "hourly"),
     "flotilla.retention": ("downloads.tasks.apply_retention", "hourly"),
     "flotilla.forget_stale_heartbeats": ("downloads.tasks.forget_stale_heartbeats", "hourly"),

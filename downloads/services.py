@@ -31,6 +31,7 @@ from downloads.models import (
     PAUSABLE,
     RESUMABLE,
     RETRYABLE,
+    RUNNING,
     TERMINAL,
     Batch,
     BlockedInfoHash,
@@ -221,6 +222,8 @@ def change_status(job: Job, target: str, *, reason_code: str = "", reason: str =
         changes.update(download_rate=0, upload_rate=0, eta_seconds=None, peers=0, seeds=0)
     elif target in ACTIVE and job.started_at is None:
         changes.setdefault("started_at", now)
+    if target in RUNNING and job.status not in RUNNING:
+        changes.setdefault("progress_at", now)  # the stall clock starts when the job starts running
     if target == Status.QUEUED:
         changes.update(finished_at=None, claimed_by="", claimed_at=None)
     previous = job.status
@@ -303,6 +306,8 @@ def record_progress(job: Job, **fields) -> bool:
     )
     with transaction.atomic():
         updates = dict(fields, updated_at=now)
+        if delta:
+            updates["progress_at"] = now  # the stall check (downloads/failover.py) reads it
         if due:
             updates["last_progress_event_at"] = now
         Job.objects.filter(pk=job.pk).update(**updates)

@@ -21,7 +21,7 @@ from billing import services as billing
 from config.logging import request_id_var
 from downloads import bring_home as road_home
 from downloads import dispatch as dispatching
-from downloads import finish, heartbeats
+from downloads import failover, finish, heartbeats
 from downloads.models import EventKind, JobEvent, ProcessHeartbeat
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,12 @@ def postprocess(job_id: int, holder: str | None = None) -> int:
 def sweep_runs() -> int:
     """Scheduled: bring-home and post-processing runs whose worker died (lease expired) or whose retry is due."""
     return road_home.sweep() + finish.sweep_processing()
+
+
+@task
+def fail_over_stuck() -> int:
+    """Scheduled: move stalled jobs and jobs on a backend offline past the grace time (their policy's)."""
+    return failover.sweep()
 
 
 @task

@@ -32,7 +32,7 @@ from billing import services as billing
 from config.errors import Conflict
 from config.tasks import enqueue
 from downloads import bring_home as road_home
-from downloads import intake, runs
+from downloads import failover, intake, runs
 from downloads import services as jobs
 from downloads.backends import Backend, BackendError, Wait
 from downloads.models import ACTIVE, IllegalTransition, Job, Status
@@ -72,6 +72,13 @@ class SeedrBackend(Backend):
         return (self.kind, job.user_id)  # one Seedr account per user: one listing per user per sync
 
     # --- starting ---------------------------------------------------------------------------------
+
+    def refuses(self, job: Job) -> str | None:
+        if not seedr.is_connected(job.user_id):
+            return "no Seedr account is connected"
+        if job.size_bytes and size_limit() and job.size_bytes > size_limit():
+            return _size_message(job.size_bytes)
+        return None
 
     def may_start(self, job: Job) -> Wait | None:
         if not seedr.is_connected(job.user_id):
@@ -450,7 +457,10 @@ def _discard_remote_quietly(job: Job) -> None:
 
 
 def _fail(session: client.Session, job: Job, task: SeedrTask, code: str, message: str) -> None:
-    """Fail the job and free Seedr (so the user's next item finds the space and the slot)."""
+    """Fail the job and free Seedr (so the user's next item finds the space and the slot), unless the user's
+    fail-over policy moves it to their next backend (which frees Seedr the same way, through `cancel`)."""
+    if failover.fail_over(job, code, message):
+        return
     jobs.fail(job, code, message, **_provider(job))
     try:
         _discard_remote(session, task)

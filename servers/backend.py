@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from django.utils import timezone
@@ -81,6 +82,16 @@ class ServerBackend(Backend):
                               code="unknown_server")
 
     # --- starting ----------------------------------------------------------------------------------------
+
+    def refuses(self, job: Job) -> str | None:
+        server = _server(job)
+        if server is None or not server.enabled:
+            return "the server is missing or disabled"
+        return f"'{server.name}' does not answer" if servers.in_backoff(server) else None
+
+    def offline(self) -> dict[str, datetime]:
+        return {f"{self.kind}:{pk}": since for pk, since in TorrentServer.objects.filter(
+            status=TorrentServer.Status.ERROR, error_since__isnull=False).values_list("pk", "error_since")}
 
     def may_start(self, job: Job) -> Wait | None:
         server = _server(job)

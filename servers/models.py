@@ -88,6 +88,8 @@ class TorrentServer(models.Model):
     checked_at = models.DateTimeField(null=True, blank=True)
     failures = models.PositiveIntegerField(default=0)
     retry_at = models.DateTimeField(null=True, blank=True, help_text="In error: not polled before this time.")
+    error_since = models.DateTimeField(null=True, blank=True,
+                                       help_text="In error since (the first failure of the current streak).")
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

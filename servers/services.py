@@ -115,7 +115,7 @@ def record_success(server: TorrentServer, *, latency_ms: float | None = None, ve
     if server.status == TorrentServer.Status.CONNECTED and not server.failures and fresh and not version:
         return
     changes = {"status": TorrentServer.Status.CONNECTED, "status_message": "", "status_code": "", "failures": 0,
-               "retry_at": None, "checked_at": now}
+               "retry_at": None, "checked_at": now, "error_since": None}
     if latency_ms is not None:
         changes["latency_ms"] = latency_ms
     if version:
@@ -130,7 +130,9 @@ def record_failure(server: TorrentServer, exc: ClientError) -> None:
     failures = server.failures + 1
     changes = {"status": TorrentServer.Status.ERROR, "status_message": exc.message[:300],
                "status_code": exc.code[:64], "failures": failures, "checked_at": timezone.now(),
-               "retry_at": timezone.now() + retry_delay(failures)}
+               "retry_at": timezone.now() + retry_delay(failures),
+               # Fail-over moves a server's jobs once it has been offline past the policy's grace time.
+               "error_since": server.error_since or timezone.now()}
     TorrentServer.objects.filter(pk=server.pk).update(**changes)
     for key, value in changes.items():
         setattr(server, key, value)

@@ -15,6 +15,7 @@ urlpatterns = [
     path("d/", include("streaming.urls")),
     path("qbittorrent/", include("downloads.qbittorrent_api.urls")),  # qBittorrent Web API v2 (issue 14)
     path("prowlarr/", include("indexers.prowlarr.urls")),  # Prowlarr API v1 for AudioBookRequest (issue 12)
+    path("torznab/", include("indexers.torznab.urls")),  # Torznab feeds for the *arr apps (issue 12)
     path("accounts/", include("accounts.urls")),
     path("", include("billing.urls")),
     path("", include("downloads.urls")),

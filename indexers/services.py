@@ -350,7 +350,9 @@ def search(user, query: str | Query, *, indexer_ids: list[int] | None = None, ca
         outcome.timings.append({"indexer": indexer.pk, "name": indexer.name, "ms": round(answer.ms, 1),
                                 "count": len(answer.releases or [])})
         releases.extend((indexer, r) for r in answer.releases or [])
-    outcome.results = _store(user, rank(merge(_filter(releases, q, filters or Filters()))))
+    # The best `limit` overall are kept and stored (each indexer was asked for `limit` from `offset`): storing
+    # every parsed row (encrypted columns) would cost more than the search itself.
+    outcome.results = _store(user, rank(merge(_filter(releases, q, filters or Filters())))[:q.limit])
     purge_expired_now_and_then()
     return outcome
 

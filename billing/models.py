@@ -32,6 +32,8 @@ class Plan(models.Model):
     )
     seed_ratio_limit = models.FloatField(default=1.0, help_text="Stop seeding at this ratio (0 = no limit).")
     seed_time_limit_minutes = models.PositiveIntegerField(default=60, help_text="0 = no time limit.")
+    max_concurrent_streams = models.PositiveIntegerField(
+        default=10, help_text="Streams (players) a user may have open at once; 0 = unlimited.")
 
     class Meta:
         ordering = ["name"]

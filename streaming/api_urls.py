@@ -1,9 +1,15 @@
-"""Delivery routes under /api/v1/ (included by config/api_urls.py)."""
+"""Delivery and streaming routes under /api/v1/ (included by config/api_urls.py)."""
 
-from django.urls import path
+from django.urls import path, re_path
 
+from streaming import stream_views
 from streaming.views import JobFilesView
 
 urlpatterns = [
     path("jobs/<int:pk>/files/", JobFilesView.as_view(), name="job-files"),
+    # /api/v1/stream/<job>[/<file>], with or without the trailing slash (players and curl users type both).
+    re_path(r"^stream/(?P<job_id>[0-9]{1,19})/?$", stream_views.stream, name="stream-job"),
+    re_path(r"^stream/(?P<job_id>[0-9]{1,19})/(?P<file_id>[0-9]{1,19})/?$", stream_views.stream,
+            name="stream-file"),
+    path("stream/<int:job_id>/<int:file_id>/stats/", stream_views.StreamStatsView.as_view(), name="stream-stats"),
 ]

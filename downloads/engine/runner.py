@@ -29,7 +29,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from billing.models import Plan
 from billing.services import current_plan
 from downloads import bring_home, heartbeats, intake, services
-from downloads.engine import claims
+from downloads.engine import claims, streams
 from downloads.engine.config import idle_seconds, seeding_done, session_settings
 from downloads.engine.resume import ResumeDecryptionError, ResumeStore
 from downloads.models import TERMINAL, IllegalTransition, Job, JobFile, Status, can_transition
@@ -88,6 +88,7 @@ class Engine:
         self._saving: set[int] = set()  # jobs whose resume data was asked for and not written yet
         self._deleting: dict[str, Path] = {}  # torrents removed with their files → folder to clear after
         self._lock_file = None
+        self.streams: streams.StreamServer | None = None  # the web's channel for streaming while downloading
         self.beat_interval = max(0.5, min(5.0, settings.ENGINE_HEARTBEAT_TIMEOUT / 4))
 
     # --- lifecycle -------------------------------------------------------------------------------------
@@ -95,6 +96,7 @@ class Engine:
     def start(self) -> None:
         self._take_name_lock()
         self.session = lt.session(session_settings())
+        self.streams = streams.start_server(self)
         log.info("engine started", extra={"engine": self.name, "libtorrent": lt.__version__,
                                           "listen_port": self.session.listen_port()})
         self._beat()
@@ -135,6 +137,9 @@ class Engine:
         """Pause everything, write every torrent's resume data, then let the session go."""
         if self.session is None:
             return
+        if self.streams is not None:
+            self.streams.stop()
+            self.streams = None
         self.session.pause()
         self.save_resume_data(only_if_needed=False)
         self._wait_for_saves(SHUTDOWN_SAVE_TIMEOUT)
@@ -191,6 +196,7 @@ class Engine:
         heartbeats.beat(
             "engine", name=self.name, torrents=len(self.torrents), **counts, download_rate=down, upload_rate=up,
             listen_port=self.session.listen_port() if self.session else None, libtorrent=lt.__version__,
+            stream_address=self.streams.address if self.streams else None,
         )
 
     # --- keeping the session in step with the database -------------------------------------------------

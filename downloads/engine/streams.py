@@ -1,0 +1,371 @@
+"""Streaming while downloading: the engine's side of the web ↔ engine stream channel.
+
+The web process never imports libtorrent, so it asks the engine holding a job, over a socket the engine
+listens on (ENGINE_STREAM_LISTEN, loopback by default; its address is published in the engine's heartbeat
+row), to fetch a byte window of one file first and to say how many bytes from an offset are verified.
+The protocol is JSON lines, one connection per reader (one HTTP response being sent):
+
+    → {"op": "open", "key": <shared key>, "job": 12, "path": "movie/movie.mp4"}
+    ← {"ok": true, "size": 123456, "piece_length": 262144}
+    → {"op": "read", "offset": 5000000, "wait": 30.0}
+    ← {"ok": true, "available": 786432}          (0: the piece did not arrive within `wait`)
+    ← {"ok": false, "code": "not_here" | "no_metadata" | "no_file" | "denied" | "bad_request"}
+
+Why a socket and not the job row: the row is polled every ENGINE_POLL_INTERVAL and a seek must move the
+window within milliseconds. Why one connection per reader: its end (a player cancelling a request, a web
+process dying) is the "reader gone" signal, with no lease to expire.
+
+Piece picking follows libtorrent's maintainer (research §4.5): deadlines (`set_piece_deadline`) on a
+byte-budgeted window ahead of each reader (STREAM_WINDOW_BYTES), staggered STREAM_DEADLINE_STEP_MS apart,
+plus the file's head and tail pieces (MP4 `moov` at the end, Matroska cues), never `sequential_download`.
+A seek moves the reader's window (pieces that left every window lose their deadline); the last reader of a
+torrent leaving clears its deadlines.
+
+"Verified" means on disk, not only hashed: libtorrent 2.x may hash a piece from its store buffer before the
+bytes reach the file (tests/swarm.py saw it), so a piece counts once `have_piece` is true *and* the bytes
+read back from the files match its SHA-1 (v1 torrents; v2-only ones rely on `have_piece`). Confirmed pieces
+are remembered per torrent, so each is read back once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import socket
+import socketserver
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from downloads.engine.runner import Engine, Torrent
+
+log = logging.getLogger(__name__)
+
+POLL = 0.02  # seconds between two looks at a missing piece: far below a player's patience
+MAX_LINE = 4096
+HEAD_TAIL_BYTES = 1 << 20  # the file's first and last MiB: container headers and indexes
+MAX_AVAILABLE_SCAN = 64  # pieces looked at per answer: the web asks again when it has sent them
+
+
+def channel_key() -> str:
+    """The shared secret a web process proves it holds (both sides derive it from SECRET_KEY)."""
+    return hmac.new(settings.SECRET_KEY.encode(), b"flotilla.engine-stream", hashlib.sha256).hexdigest()
+
+
+@dataclass
+class FileGeometry:
+    """Where a file's bytes sit among the torrent's pieces."""
+
+    index: int
+    path: str
+    size: int
+    offset: int  # of the file inside the torrent's byte stream
+    piece_length: int
+    num_pieces: int
+
+    def piece_at(self, position: int) -> int:
+        return (self.offset + position) // self.piece_length
+
+    def piece_end(self, piece: int) -> int:
+        """The file position just past `piece` (clamped to the file)."""
+        return min(self.size, (piece + 1) * self.piece_length - self.offset)
+
+    def pieces(self, start: int, length: int) -> range:
+        if self.size == 0 or length <= 0:
+            return range(0)
+        last = min(self.size, start + length) - 1
+        return range(self.piece_at(start), self.piece_at(last) + 1)
+
+
+@dataclass
+class Reader:
+    geometry: FileGeometry
+    position: int = 0
+
+
+@dataclass
+class TorrentStreams:
+    """The readers of one torrent and the pieces that carry a deadline for them."""
+
+    readers: dict[int, Reader] = field(default_factory=dict)
+    deadlined: set[int] = field(default_factory=set)
+    confirmed: set[int] = field(default_factory=set)
+
+
+class Streams:
+    """Deadline windows and verified-byte answers for every torrent being read. Thread-safe: each
+    connection runs on its own thread, and libtorrent's handle calls are safe from any thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._by_job: dict[int, TorrentStreams] = {}
+        self._next_reader = 0
+
+    # --- readers ---------------------------------------------------------------------------------------
+
+    def torrent(self, job_id: int) -> Torrent | None:
+        torrent = self.engine.torrents.get(job_id)
+        return torrent if torrent is not None and torrent.handle.is_valid() else None
+
+    def open(self, job_id: int, path: str) -> tuple[int, FileGeometry]:
+        torrent = self.torrent(job_id)
+        if torrent is None:
+            raise StreamRefused("not_here")
+        info = torrent.handle.torrent_file()
+        if info is None:
+            raise StreamRefused("no_metadata")
+        geometry = _geometry(info, path)
+        with self._lock:
+            self._next_reader += 1
+            reader_id = self._next_reader
+            self._by_job.setdefault(job_id, TorrentStreams()).readers[reader_id] = Reader(geometry)
+            self._apply(job_id, torrent)
+        return reader_id, geometry
+
+    def close(self, job_id: int, reader_id: int) -> None:
+        with self._lock:
+            streams = self._by_job.get(job_id)
+            if streams is None:
+                return
+            streams.readers.pop(reader_id, None)
+            torrent = self.torrent(job_id)
+            if not streams.readers:
+                self._by_job.pop(job_id, None)
+                if torrent is not None:
+                    for piece in streams.deadlined:
+                        torrent.handle.reset_piece_deadline(piece)
+            elif torrent is not None:
+                self._apply(job_id, torrent)
+
+    def seek(self, job_id: int, reader_id: int, position: int) -> None:
+        with self._lock:
+            streams = self._by_job.get(job_id)
+            reader = streams.readers.get(reader_id) if streams else None
+            torrent = self.torrent(job_id)
+            if reader is None or torrent is None:
+                raise StreamRefused("not_here")
+            moved = reader.geometry.piece_at(position) != reader.geometry.piece_at(reader.position)
+            reader.position = position
+            if moved or not streams.deadlined:
+                self._apply(job_id, torrent)
+
+    def _apply(self, job_id: int, torrent: Torrent) -> None:
+        """Give every piece in some reader's window a deadline, nearest first; take it from those that left.
+
+        libtorrent fetched the deadline set *last* first (#3599), so far pieces are set before near ones.
+        """
+        streams = self._by_job[job_id]
+        handle = torrent.handle
+        wanted: dict[int, int] = {}
+        for reader in streams.readers.values():
+            for rank, piece in enumerate(_window(reader)):
+                wanted[piece] = min(rank, wanted.get(piece, rank))
+        wanted = {p: r for p, r in wanted.items() if not handle.have_piece(p)}
+        for piece in streams.deadlined - set(wanted):
+            handle.reset_piece_deadline(piece)
+        step = settings.STREAM_DEADLINE_STEP_MS
+        for piece, rank in sorted(wanted.items(), key=lambda item: -item[1]):
+            handle.set_piece_deadline(piece, rank * step)
+        streams.deadlined = set(wanted)
+
+    # --- verified bytes --------------------------------------------------------------------------------
+
+    def available(self, job_id: int, reader_id: int, offset: int, wait: float) -> int:
+        """Verified bytes of the reader's file from `offset` on (0 if its first piece does not arrive within
+        `wait` seconds). The reader's window moves to `offset` first."""
+        self.seek(job_id, reader_id, offset)
+        streams = self._by_job.get(job_id)
+        reader = streams.readers.get(reader_id) if streams else None
+        if reader is None:
+            raise StreamRefused("not_here")
+        geometry = reader.geometry
+        if offset >= geometry.size:
+            return 0
+        deadline = time.monotonic() + wait
+        while not self._on_disk(job_id, geometry.piece_at(offset)):
+            if time.monotonic() >= deadline:
+                return 0
+            time.sleep(POLL)
+        end = offset
+        for piece in range(geometry.piece_at(offset), geometry.piece_at(geometry.size - 1) + 1):
+            if piece - geometry.piece_at(offset) >= MAX_AVAILABLE_SCAN or not self._on_disk(job_id, piece):
+                break
+            end = geometry.piece_end(piece)
+        return end - offset
+
+    def _on_disk(self, job_id: int, piece: int) -> bool:
+        torrent = self.torrent(job_id)
+        if torrent is None:
+            raise StreamRefused("not_here")
+        streams = self._by_job.get(job_id)
+        if streams is not None and piece in streams.confirmed:
+            return True
+        if not torrent.handle.have_piece(piece):
+            return False
+        if not _piece_matches(torrent, piece):
+            return False  # hashed in memory, not in the file yet: look again shortly
+        if streams is not None:
+            streams.confirmed.add(piece)
+        return True
+
+
+class StreamRefused(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _geometry(info: Any, path: str) -> FileGeometry:
+    storage = info.layout()
+    for index in range(storage.num_files()):
+        if storage.file_path(index) == path and not storage.file_flags(index) & storage.flag_pad_file:
+            return FileGeometry(index, path, storage.file_size(index), storage.file_offset(index),
+                                info.piece_length(), info.num_pieces())
+    raise StreamRefused("no_file")
+
+
+def _window(reader: Reader) -> list[int]:
+    """The pieces a reader wants soon, most urgent first: where it reads, then the file's head and tail,
+    then the rest of the window (STREAM_WINDOW_BYTES ahead)."""
+    geometry = reader.geometry
+    ahead = list(geometry.pieces(reader.position, settings.STREAM_WINDOW_BYTES))
+    head = list(geometry.pieces(0, HEAD_TAIL_BYTES))
+    tail = list(geometry.pieces(max(0, geometry.size - HEAD_TAIL_BYTES), HEAD_TAIL_BYTES))
+    order: list[int] = []
+    for piece in ahead[:2] + head + tail + ahead[2:]:
+        if piece not in order:
+            order.append(piece)
+    return order
+
+
+def _piece_matches(torrent: Torrent, piece: int) -> bool:
+    info = torrent.handle.torrent_file()
+    if info is None or not info.info_hashes().has_v1():
+        return True  # v2-only: no flat SHA-1 to compare with; have_piece is all there is
+    digest = hashlib.sha1(usedforsecurity=False)  # BitTorrent v1 piece hashes are SHA-1
+    save_path = Path(torrent.job.data_dir)
+    storage = info.layout()
+    for part in info.map_block(piece, 0, info.piece_size(piece)):
+        if storage.file_flags(part.file_index) & storage.flag_pad_file:
+            digest.update(bytes(part.size))
+            continue
+        try:
+            with open(save_path / storage.file_path(part.file_index), "rb") as fh:
+                data = os.pread(fh.fileno(), part.size, part.offset)
+        except OSError:
+            return False
+        if len(data) != part.size:
+            return False
+        digest.update(data)
+    return digest.digest() == bytes(info.hash_for_piece(piece))  # the binding returns the 20 bytes
+
+
+# --- the socket --------------------------------------------------------------------------------------
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: StreamServer
+
+    def handle(self) -> None:
+        streams = self.server.streams
+        opened: tuple[int, int] | None = None
+        try:
+            while True:
+                line = self.rfile.readline(MAX_LINE)
+                if not line:
+                    return
+                try:
+                    request = json.loads(line)
+                    reply, opened = self._answer(streams, request, opened)
+                except StreamRefused as exc:
+                    reply = {"ok": False, "code": exc.code}
+                except (ValueError, KeyError, TypeError):
+                    reply = {"ok": False, "code": "bad_request"}
+                except Exception:  # a bug or a torrent removed mid-call: this reader ends, the engine goes on
+                    log.exception("stream request failed")
+                    reply = {"ok": False, "code": "engine_error"}
+                self.wfile.write(json.dumps(reply).encode() + b"\n")
+                if not reply.get("ok") and opened is None:
+                    return
+        except OSError:
+            return  # the web side went away: the reader is gone
+        finally:
+            if opened is not None:
+                streams.close(*opened)
+
+    def _answer(self, streams: Streams, request: dict, opened: tuple[int, int] | None) -> tuple[dict, Any]:
+        op = request["op"]
+        if op == "open" and opened is None:
+            if not hmac.compare_digest(str(request.get("key", "")), channel_key()):
+                raise StreamRefused("denied")
+            job_id = int(request["job"])
+            reader_id, geometry = streams.open(job_id, str(request["path"]))
+            return {"ok": True, "size": geometry.size, "piece_length": geometry.piece_length}, (job_id, reader_id)
+        if op == "read" and opened is not None:
+            offset, wait = int(request["offset"]), min(float(request["wait"]), 600.0)
+            if offset < 0 or wait < 0:
+                raise ValueError("negative")
+            return {"ok": True, "available": streams.available(*opened, offset, wait)}, opened
+        raise StreamRefused("bad_request")
+
+
+class StreamServer(socketserver.ThreadingTCPServer):
+    """Listens on ENGINE_STREAM_LISTEN ("host:port", port 0 = any free one) in the engine process."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, engine: Engine, listen: str | None = None) -> None:
+        host, _, port = (listen or settings.ENGINE_STREAM_LISTEN).rpartition(":")
+        self.streams = Streams(engine)
+        super().__init__((host.strip("[]") or "127.0.0.1", int(port)), _Handler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> str:
+        """The address web processes dial: a wildcard bind is published under this host's name."""
+        host, port = self.server_address[:2]
+        if host in ("0.0.0.0", "::"):  # noqa: S104 - reading the bind address, not binding
+            host = socket.gethostname()
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def start(self) -> StreamServer:
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="engine-streams", daemon=True)
+        self._thread.start()
+        log.info("stream channel listening", extra={"address": self.address})
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+# IPv6 listen addresses ("[::1]:0") need the matching family.
+class StreamServer6(StreamServer):
+    address_family = socket.AF_INET6
+
+
+def start_server(engine: Engine) -> StreamServer | None:
+    """The engine's stream channel, or None when ENGINE_STREAM_LISTEN is empty (streaming while downloading
+    off: completed files are still streamed from disk)."""
+    listen = settings.ENGINE_STREAM_LISTEN
+    if not listen:
+        return None
+    kind = StreamServer6 if listen.startswith("[") else StreamServer
+    try:
+        return kind(engine, listen).start()
+    except OSError:
+        log.exception("stream channel could not listen", extra={"address": listen})
+        return None

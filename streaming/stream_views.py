@@ -1,0 +1,261 @@
+"""`GET|HEAD /api/v1/stream/<job>[/<file>]`: a file played in the browser (streaming/stream.py says which file,
+from where, and the limits), the player page, and the player's live numbers.
+
+The stream view is async: waiting up to STREAM_TIMEOUT for a piece must not hold one of the few threads
+Django runs sync views on (they all share one under ASGI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import key_from_headers, user_for_key
+from billing import services as billing
+from config.errors import DomainError
+from config.logging import request_id_var
+from downloads.models import Job
+from streaming import files, live, ranges, sending
+from streaming import stream as streams
+from streaming.links import LinkNotFound, basename
+
+log = logging.getLogger(__name__)
+
+
+class EngineLeft(Exception):
+    """The engine no longer holds the job (it finished, or moved to another engine)."""
+
+
+def _error(exc: DomainError) -> HttpResponse:
+    response = JsonResponse(exc.as_dict(), status=exc.http_status, headers=getattr(exc, "headers", None))
+    response._has_been_logged = True  # the query string holds the stream link: our own reply says enough
+    return response
+
+
+async def _authenticate(request: HttpRequest, job_id: int, file_id: int | None):
+    """A stream link (`?t=`), else an API key header, else the session; 401 without any of them."""
+    token = request.GET.get("t")
+    if token:
+        user_id = streams.user_for_token(token, job_id, file_id)
+        user = await get_user_model().objects.filter(pk=user_id, is_active=True).afirst()
+        if user is None:
+            raise LinkNotFound("Not found.")
+        return user
+    raw = key_from_headers(request.headers)
+    if raw is not None:
+        user = await sync_to_async(user_for_key)(raw)
+        if user is None:
+            raise streams.NotAuthenticated("Invalid or revoked API key.")
+        return user
+    user = await request.auser()
+    if not user.is_authenticated:
+        raise streams.NotAuthenticated("Log in, or use an API key or a stream link.")
+    return user
+
+
+@require_http_methods(["GET", "HEAD"])
+async def stream(request: HttpRequest, job_id: str, file_id: str | None = None) -> HttpResponse:
+    try:
+        job_pk, file_pk = int(job_id), (int(file_id) if file_id else None)
+        if job_pk > 2**63 - 1 or (file_pk or 0) > 2**63 - 1:
+            raise LinkNotFound("Not found.")
+        user = await _authenticate(request, job_pk, file_pk)
+        target = await sync_to_async(streams.resolve)(user, job_pk, file_pk)
+        if target.source == "engine":
+            try:
+                return await _from_engine(request, target)
+            except EngineLeft:
+                # The job finished and left the engine between our look and its answer: it is on disk now.
+                target = await sync_to_async(streams.resolve)(user, job_pk, file_pk)
+                if target.source != "disk":
+                    raise streams.Busy("The engine holding this download cannot be reached right now.",
+                                       code="engine_unavailable") from None
+        return await _from_disk(request, target)
+    except DomainError as exc:
+        return _error(exc)
+
+
+def _on_done(user_id: int, status: int, log_fields: dict, *, slot: bool) -> Callable[[int], None]:
+    request_id = request_id_var.get()
+
+    def done(sent: int) -> None:
+        if slot:
+            streams.release_slot(user_id)
+        sending.finish_delivery(user_id, sent, {**log_fields, "status": status}, request_id=request_id)
+
+    return done
+
+
+async def _from_disk(request: HttpRequest, target: streams.StreamTarget) -> HttpResponse:
+    file_target = await sync_to_async(streams.disk_target)(target)
+    answer = await sync_to_async(files.plan_file)(
+        file_target, range_header=request.headers.get("Range"), if_range=request.headers.get("If-Range"), inline=True)
+    fields = {**answer.log_fields, "source": "disk"}
+    if request.method == "HEAD":
+        return HttpResponse(status=answer.status, headers=answer.headers)
+    if settings.STREAM_OFFLOAD:
+        # The proxy answers Range itself from the file; we only authorised it (and meter what it will send).
+        headers = {k: v for k, v in answer.headers.items() if k not in ("Content-Length", "Content-Range")}
+        headers.update(streams.offload_headers(file_target))
+        await sync_to_async(_on_done(target.user.pk, answer.status, {**fields, "offload": True}, slot=False))(
+            sum(s.length for s in answer.segments))
+        return HttpResponse(status=200, headers=headers)
+    streams.check_memory()
+    await sync_to_async(streams.acquire_slot)(target.user)
+    body = files.read_file(file_target, answer.segments, answer.trailer)
+    if answer.multipart:
+        body = sending.coalesce(body)
+    done = _on_done(target.user.pk, answer.status, fields, slot=True)
+    return StreamingHttpResponse(sending.ametered(body, done), status=answer.status, headers=answer.headers)
+
+
+def _live_plan(request: HttpRequest, target: streams.StreamTarget) -> tuple[int, int, int, dict[str, str]]:
+    """Status, first byte, length and headers for a file still downloading. Range is read by the same
+    nginx-exact code; only the first of several ranges is sent (as WebTorrent does: players ask for one)."""
+    size = target.jobfile.size_bytes
+    byte_ranges = None
+    if ranges.if_range_matches(request.headers.get("If-Range"), etag=target.etag, last_modified=-1):
+        try:
+            byte_ranges = ranges.parse_range(request.headers.get("Range"), size)
+        except ranges.RangeNotSatisfiable:
+            raise files.RangeRefused(size) from None
+    headers = {
+        "Content-Type": target.mime,
+        "Accept-Ranges": "bytes",
+        "ETag": target.etag,
+        "Content-Disposition": sending.content_disposition(basename(target.jobfile.path),
+                                                           inline=sending.may_inline(target.mime)),
+        "X-Stream-Source": "engine",
+        **sending.PRIVATE_HEADERS,
+    }
+    if byte_ranges:
+        first = byte_ranges[0]
+        headers.update({"Content-Range": first.content_range, "Content-Length": str(first.length)})
+        return 206, first.start, first.length, headers
+    headers["Content-Length"] = str(size)
+    return 200, 0, size, headers
+
+
+async def _from_engine(request: HttpRequest, target: streams.StreamTarget) -> HttpResponse:
+    status, start, length, headers = _live_plan(request, target)
+    await sync_to_async(billing.check_transfer)(target.user, length)
+    if request.method == "HEAD":
+        return HttpResponse(status=status, headers=headers)
+    streams.check_memory()
+    await sync_to_async(streams.acquire_slot)(target.user)
+    reader = None
+    began = time.monotonic()
+    try:
+        reader = await live.open_reader(target.engine_address, target.job.pk, target.jobfile.path)
+        available = await reader.available(start, settings.STREAM_TIMEOUT) if length else 0
+        if length and not available:
+            raise streams.StreamTimeout(
+                f"The first piece needed did not arrive within {settings.STREAM_TIMEOUT:g} s; try again.")
+    except BaseException as exc:
+        if reader is not None:
+            await reader.close()
+        await sync_to_async(streams.release_slot)(target.user.pk)
+        if isinstance(exc, live.EngineUnavailable) and exc.code == "not_here":
+            raise EngineLeft from None
+        if isinstance(exc, live.EngineUnavailable):
+            raise streams.Busy("The engine holding this download cannot be reached right now.",
+                               code="engine_unavailable") from None
+        raise
+    fields = {"job": target.job.pk, "file": target.jobfile.pk, "source": "engine",
+              "range": f"{start}-{start + length - 1}" if status == 206 else None,
+              "ttfb_ms": round((time.monotonic() - began) * 1000)}
+    done = _on_done(target.user.pk, status, fields, slot=True)
+    body = _live_body(reader, target.path, start, length, available, done)
+    return StreamingHttpResponse(body, status=status, headers=headers)
+
+
+async def _live_body(reader: live.EngineReader, path: Path, start: int, length: int, available: int,
+                     done: Callable[[int], None]) -> AsyncIterator[bytes]:
+    """Verified bytes only, read from disk one chunk at a time (memory per stream: one CHUNK_SIZE). A piece that
+    does not arrive within STREAM_TIMEOUT ends the body early and cleanly: the player asks again from there."""
+    loop = asyncio.get_running_loop()
+    sent = 0
+    fd: int | None = None
+    try:
+        fd = await loop.run_in_executor(None, _open, path)
+        position, remaining = start, length
+        while remaining > 0:
+            if available <= 0:
+                available = await reader.available(position, settings.STREAM_TIMEOUT)
+                if available <= 0:
+                    log.info("stream cut: piece timeout", extra={"offset": position})
+                    return
+            size = min(sending.CHUNK_SIZE, available, remaining)
+            chunk = await loop.run_in_executor(None, os.pread, fd, size, position)
+            if len(chunk) != size:
+                return
+            yield chunk
+            sent += size
+            position += size
+            remaining -= size
+            available -= size
+    except live.EngineUnavailable as exc:
+        log.info("stream cut: engine", extra={"code": exc.code})
+    finally:
+        cleanup = asyncio.ensure_future(_close_live(reader, fd, sent, done))
+        sending._cleanups.add(cleanup)  # the loop keeps only weak references to tasks
+        cleanup.add_done_callback(sending._cleanups.discard)
+        await asyncio.shield(cleanup)
+
+
+def _open(path: Path) -> int:
+    return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+
+
+async def _close_live(reader: live.EngineReader, fd: int | None, sent: int, done: Callable[[int], None]) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    await reader.close()
+    await sync_to_async(done)(sent)
+
+
+# --- the player page and its numbers -----------------------------------------------------------------------
+
+
+@login_required
+def player(request: HttpRequest, job_id: int, file_id: int | None = None) -> HttpResponse:
+    """A `<video>` on a signed stream link, with a start estimate and live stats (static/js/player.js)."""
+    job = get_object_or_404(Job.objects.for_user(request.user), pk=job_id)
+    jobfile = job.files.filter(pk=file_id).first() if file_id else streams.primary_file(job)
+    if jobfile is None:
+        return render(request, "streaming/player.html", {"job": job, "jobfile": None}, status=404)
+    return render(request, "streaming/player.html", {
+        "job": job, "jobfile": jobfile, "name": basename(jobfile.path),
+        "stream_url": streams.stream_url(request.user.pk, jobfile),
+        "stats_url": reverse("stream-stats", args=[job.pk, jobfile.pk]),
+        "audio": (jobfile.mime_type or "").startswith("audio/"),
+    })
+
+
+class StreamStatsView(APIView):
+    """GET /api/v1/stream/{job}/{file}/stats/: what the player shows beside the video (polled once a second)."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, job_id: int, file_id: int) -> Response:
+        job = get_object_or_404(Job.objects.for_user(request.user), pk=job_id)
+        jobfile = get_object_or_404(job.files, pk=file_id)
+        return Response(streams.stats(job, jobfile))

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "servers",
     "streaming",
     "indexers",
+    "audiobooks.apps.AudiobooksConfig",
 ]
 
 MIDDLEWARE = [
@@ -234,17 +235,6 @@ MAGNET_MAX_LENGTH = env.int("MAGNET_MAX_LENGTH", default=8192)
 MAGNET_MAX_TRACKERS = env.int("MAGNET_MAX_TRACKERS", default=200)
 DEFAULT_BACKEND = env.str("DEFAULT_BACKEND", default="engine")
 SIGNED_URL_MAX_AGE = env.int("SIGNED_URL_MAX_AGE", default=15 * 60)
-# --- Streaming (streaming/stream.py, docs/architecture.md "Streaming") ----------------------------------
-STREAM_TIMEOUT = env.float("STREAM_TIMEOUT", default=30.0)  # seconds for the first needed piece, else 408
-# A player re-requests ranges with the same URL for the whole film: its signed link lives this long.
-STREAM_LINK_MAX_AGE = env.int("STREAM_LINK_MAX_AGE", default=4 * 3600)
-STREAM_WINDOW_BYTES = env.int("STREAM_WINDOW_BYTES", default=16 * 1024 * 1024)  # deadline window ahead of a reader
-STREAM_DEADLINE_STEP_MS = env.int("STREAM_DEADLINE_STEP_MS", default=50)
-STREAM_MIN_AVAILABLE_MB = env.int("STREAM_MIN_AVAILABLE_MB", default=256)  # below it: 503 (memory pressure)
-STREAM_RETRY_AFTER = env.int("STREAM_RETRY_AFTER", default=5)
-# Completed files sent by a reverse proxy: "" (off), "x-accel-redirect" (nginx) or "x-sendfile" (Caddy/Apache).
-STREAM_OFFLOAD = env.str("STREAM_OFFLOAD", default="")
-STREAM_OFFLOAD_PREFIX = env.str("STREAM_OFFLOAD_PREFIX", default="/_protected/")  # nginx internal location
 PROGRESS_EVENT_INTERVAL = env.float("PROGRESS_EVENT_INTERVAL", default=1.0)
 PROGRESS_EVENT_RETENTION_HOURS = env.int("PROGRESS_EVENT_RETENTION_HOURS", default=24)
 EVENT_RELAY_INTERVAL = env.float("EVENT_RELAY_INTERVAL", default=0.1)
@@ -291,9 +281,6 @@ SEED_IDLE_MINUTES = env.float("SEED_IDLE_MINUTES", default=30.0)
 # Raw libtorrent settings_pack names → values (JSON), applied last: the escape hatch for tuning.
 ENGINE_LIBTORRENT_SETTINGS = env.json("ENGINE_LIBTORRENT_SETTINGS", default={})
 ENGINE_STATE_DIR = DATA_DIR / "engine"
-# The engine's stream channel (downloads/engine/streams.py): "host:port", port 0 = any free one, published in
-# its heartbeat; empty = no streaming while downloading. Loopback unless web and engine are on other hosts.
-ENGINE_STREAM_LISTEN = env.str("ENGINE_STREAM_LISTEN", default="127.0.0.1:0")
 # Extra backend modules to import at start-up (each registers itself); used by tests and plugins.
 EXTRA_BACKEND_MODULES = env.list("EXTRA_BACKEND_MODULES", default=[])
 
@@ -342,6 +329,23 @@ INDEXERS_SEARCH_CONCURRENCY = env.int("INDEXERS_SEARCH_CONCURRENCY", default=16)
 INDEXERS_RATE_LIMITER = env.str("INDEXERS_RATE_LIMITER", default="auto")  # auto, cache or database
 INDEXERS_CAPS_MAX_AGE_HOURS = env.float("INDEXERS_CAPS_MAX_AGE_HOURS", default=24.0)
 SEARCH_RESULT_TTL_DAYS = env.float("SEARCH_RESULT_TTL_DAYS", default=7.0)
+
+# --- Audiobooks (audiobooks/): merge a finished download into one tagged M4B, publish it to a library -----
+# The folder the operator allows audiobook libraries in; each user's library is a folder under it (their
+# setting, default their user id). Staging happens inside the library (same filesystem: publish = rename).
+AUDIOBOOK_LIBRARY_ROOT = env.str("AUDIOBOOK_LIBRARY_ROOT", default=str(DATA_DIR / "audiobooks"))
+AUDIOBOOK_FFMPEG = env.str("AUDIOBOOK_FFMPEG", default="ffmpeg")
+AUDIOBOOK_FFPROBE = env.str("AUDIOBOOK_FFPROBE", default="ffprobe")
+AUDIOBOOK_MAX_FILES = env.int("AUDIOBOOK_MAX_FILES", default=1000)  # more audio files: refused
+AUDIOBOOK_MAX_BITRATE = env.int("AUDIOBOOK_MAX_BITRATE", default=128_000)  # AAC; never above the source's
+# Most bytes ffmpeg may write per output file (RLIMIT_FSIZE); 0: twice the estimate plus 64 MiB.
+AUDIOBOOK_OUTPUT_LIMIT_BYTES = env.int("AUDIOBOOK_OUTPUT_LIMIT_BYTES", default=0)
+AUDIOBOOK_PROBE_TIMEOUT = env.float("AUDIOBOOK_PROBE_TIMEOUT", default=60.0)
+AUDIOBOOK_PROBE_WORKERS = env.int("AUDIOBOOK_PROBE_WORKERS", default=2)  # ffprobe runs at once (checking)
+AUDIOBOOK_COVER_MAX_PX = env.int("AUDIOBOOK_COVER_MAX_PX", default=1400)  # longest side after scaling
+AUDIOBOOK_COVER_MAX_PIXELS = env.int("AUDIOBOOK_COVER_MAX_PIXELS", default=40_000_000)  # larger: left out
+AUDIOBOOK_COVER_MAX_BYTES = env.int("AUDIOBOOK_COVER_MAX_BYTES", default=2 * 1024 * 1024)
+AUDIOBOOK_ABS_TIMEOUT = env.float("AUDIOBOOK_ABS_TIMEOUT", default=10.0)  # the Audiobookshelf scan request
 
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

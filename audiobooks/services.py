@@ -1,0 +1,189 @@
+"""Audiobooks: marking a job as a book, making the book (as the spine's post-processor, or on its own for a
+job that already completed), retrying, the user's library and Audiobookshelf settings.
+
+Two roads into `make()`, one pipeline:
+- a job marked before its download finished: the spine's finish line hands it to `AudiobookProcessor`
+  (job `processing` → `completed`, or `failed` with `audiobook_<code>`; retried by the admin or the page);
+- a job already `completed` ("process as audiobook"): the task `audiobooks.tasks.process` runs it under the
+  job's `audiobook.<id>` lease; the job stays completed, the audiobook row says how it went.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audiobooks import abs as audiobookshelf
+from audiobooks import library, pipeline
+from audiobooks.merge import BookError
+from audiobooks.models import AudiobookJob, AudiobookSettings
+from config.errors import Conflict, DomainError
+from config.tasks import enqueue
+from downloads import finish, leases, runs
+from downloads.models import TERMINAL, Job, Status
+from downloads.postprocessors import PostProcessError
+
+log = logging.getLogger(__name__)
+
+LEASE = "audiobook"  # lease kind of a standalone run: audiobook.<job id>
+TASK = "audiobooks.tasks.process"
+META_FIELDS = ("title", "authors", "narrators", "series", "sequence", "year", "genre", "description", "asin",
+               "isbn", "cover_url")
+ROW_WRITE_SECONDS = 1.0
+
+
+# --- marking and retrying ------------------------------------------------------------------------------
+
+
+def mark(user, job: Job, *, accept_damaged: bool = False, keep_both: bool = False, **meta) -> AudiobookJob:
+    """Make `job` an audiobook: processed when it finishes, or now if it already completed."""
+    if job.user_id != user.pk:
+        raise DomainError("No such job.", code="not_found", http_status=404)
+    if AudiobookJob.objects.filter(job=job).exists():
+        raise Conflict("This job is already an audiobook.", code="already_audiobook")
+    if job.status in TERMINAL and job.status != Status.COMPLETED:
+        raise Conflict("Only a running or completed download can become an audiobook.", code="illegal_transition")
+    if job.status == Status.COMPLETED and job.data_deleted_at is not None:
+        raise Conflict("The download's files were deleted.", code="files_missing")
+    fields = {k: v for k, v in meta.items() if k in META_FIELDS}
+    with transaction.atomic():
+        book = AudiobookJob.objects.create(job=job, accept_damaged=accept_damaged, keep_both=keep_both, **fields)
+        if job.status == Status.COMPLETED:
+            _enqueue(book)
+    return book
+
+
+def retry(user, book: AudiobookJob) -> AudiobookJob:
+    """Run a failed book again (the download's files are still there)."""
+    job = book.job
+    if book.state != AudiobookJob.State.FAILED:
+        raise Conflict("Only a book that failed can be retried.", code="illegal_transition")
+    if job.status == Status.FAILED and finish.failed_in_processing(job):
+        finish.retry_postprocess(user, job)
+    elif job.status == Status.COMPLETED and job.data_deleted_at is None:
+        _enqueue(book)
+    else:
+        raise Conflict("The download's files are no longer there to retry from.", code="illegal_transition")
+    _save(book, state=AudiobookJob.State.PROCESSING, error_code="", error="", step="", step_done=0, step_total=0)
+    return book
+
+
+def _enqueue(book: AudiobookJob) -> bool:
+    _save(book, state=AudiobookJob.State.PROCESSING)
+    holder = runs.reserve(LEASE, book.job_id)
+    if holder is None:
+        return False
+    enqueue(TASK, book.job_id, holder, group=LEASE)
+    return True
+
+
+def process_completed(job_id: int, holder: str | None = None) -> int:
+    """The `audiobooks.tasks.process` task: make the book of a job that already completed."""
+    book = AudiobookJob.objects.select_related("job", "job__user").filter(job_id=job_id).first()
+    if book is None or book.job.status != Status.COMPLETED or book.state != AudiobookJob.State.PROCESSING:
+        return 0
+    with runs.holding(LEASE, book.job, holder or leases.new_holder()) as held:
+        if not held:
+            return 0
+        try:
+            make(book, lambda done, total, message: runs.keep_alive())
+        except runs.JobMoved:
+            return 0
+        except PostProcessError:
+            return 0
+    return 1
+
+
+def sweep() -> int:
+    """Enqueue standalone books nobody runs (a killed worker): their lease expired."""
+    books = AudiobookJob.objects.filter(state=AudiobookJob.State.PROCESSING, job__status=Status.COMPLETED)
+    return sum(_enqueue(book) for book in books)
+
+
+# --- making the book -------------------------------------------------------------------------------------
+
+
+def make(book: AudiobookJob, progress: Callable[[int, int, str], None]) -> AudiobookJob:
+    """Run the pipeline for `book`, recording each step on its row; raises PostProcessError on failure."""
+    _save(book, state=AudiobookJob.State.PROCESSING, error_code="", error="", warnings=[])
+    last_write = [0.0, ""]
+
+    def tell(step: str, done: int, total: int, overall: int, overall_total: int) -> None:
+        message = f"{step} {done}/{total}" if step in ("checking", "merging") else step
+        now = time.monotonic()
+        if step != last_write[1] or done >= total or now - last_write[0] >= ROW_WRITE_SECONDS:
+            last_write[:] = [now, step]
+            _save(book, step=step, step_done=done, step_total=total)
+        progress(overall, overall_total, message)
+
+    try:
+        root = library.user_library(library_dir(book.job.user))
+        outcome = pipeline.make_book(
+            source=book.job.data_dir, library_root=root, job_id=book.job_id,
+            meta={k: getattr(book, k) for k in META_FIELDS}, steps=pipeline.Steps(tell), tick=runs.keep_alive,
+            accept_damaged=book.accept_damaged, keep_both=book.keep_both)
+    except (BookError, library.LibraryError) as exc:
+        code = f"audiobook_{exc.code}"
+        _save(book, state=AudiobookJob.State.FAILED, error_code=code, error=exc.message[:500])
+        raise PostProcessError(exc.message[:500], code=code) from exc
+    except runs.JobMoved:
+        _save(book, state=AudiobookJob.State.FAILED, error_code="audiobook_stopped", error="The job was stopped.")
+        raise
+    except Exception:
+        _save(book, state=AudiobookJob.State.FAILED, error_code="audiobook_crashed",
+              error="Making the book failed unexpectedly; retry it.")
+        raise
+    _save(book, state=AudiobookJob.State.PUBLISHED, published_path=str(outcome.folder),
+          published_at=timezone.now(), duration_seconds=outcome.book.samples / outcome.book.rate,
+          chapters=len(outcome.book.chapters), warnings=outcome.warnings[:50], step="published",
+          scan_status=_scan(book.job.user))
+    return book
+
+
+def _scan(user) -> str:
+    """Ask the user's Audiobookshelf to scan; its failure never fails the book (it is published)."""
+    prefs = AudiobookSettings.objects.filter(user=user).first()
+    if prefs is None or not (prefs.abs_url and prefs.abs_token and prefs.abs_library_id):
+        return ""
+    try:
+        return audiobookshelf.request_scan(prefs.abs_url, prefs.abs_token, prefs.abs_library_id)
+    except audiobookshelf.AbsError as exc:
+        log.warning("audiobookshelf scan failed", extra={"user": user.pk, "error": str(exc)})
+        return str(exc)[:200]
+
+
+def _save(book: AudiobookJob, **fields) -> None:
+    for name, value in fields.items():
+        setattr(book, name, value)
+    AudiobookJob.objects.filter(pk=book.pk).update(updated_at=timezone.now(), **fields)
+
+
+# --- settings --------------------------------------------------------------------------------------------
+
+
+def library_dir(user) -> str:
+    prefs = AudiobookSettings.objects.filter(user=user).first()
+    return (prefs.library_dir if prefs and prefs.library_dir else str(user.pk))
+
+
+def update_settings(user, **fields) -> AudiobookSettings:
+    """Save the user's library folder (checked to stay inside AUDIOBOOK_LIBRARY_ROOT) and ABS server."""
+    if "library_dir" in fields:
+        try:
+            library.user_library(fields["library_dir"])
+        except library.LibraryError as exc:
+            raise DomainError(exc.message, code=exc.code) from exc
+    prefs, _ = AudiobookSettings.objects.get_or_create(user=user)
+    for name, value in fields.items():
+        setattr(prefs, name, value)
+    prefs.save()
+    return prefs
+
+
+def wants(job: Job) -> bool:
+    return settings.AUDIOBOOK_LIBRARY_ROOT != "" and AudiobookJob.objects.filter(job_id=job.pk).exists()

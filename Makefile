@@ -7,8 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the real-process tests drive (browser tests: Chromium; servers tests: the three daemons;
-# nginx: the reference for HTTP Range; prometheus: promtool checks docs/prometheus/; ffmpeg: audiobooks). nginx
-# is checked by full path: /usr/sbin is not on a user's PATH.
+# nginx: the reference for HTTP Range; prometheus: promtool checks docs/prometheus/; ffmpeg: audiobooks and the
+# streaming e2e). nginx is checked by full path: /usr/sbin is not on a user's PATH.
 TEST_DEBS := chromium transmission-daemon rtorrent qbittorrent-nox nginx prometheus ffmpeg
 TEST_BINS := chromium transmission-daemon rtorrent qbittorrent-nox /usr/sbin/nginx promtool ffmpeg ffprobe
 

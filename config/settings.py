@@ -235,6 +235,17 @@ MAGNET_MAX_LENGTH = env.int("MAGNET_MAX_LENGTH", default=8192)
 MAGNET_MAX_TRACKERS = env.int("MAGNET_MAX_TRACKERS", default=200)
 DEFAULT_BACKEND = env.str("DEFAULT_BACKEND", default="engine")
 SIGNED_URL_MAX_AGE = env.int("SIGNED_URL_MAX_AGE", default=15 * 60)
+# --- Streaming (streaming/stream.py, docs/architecture.md "Streaming") ----------------------------------
+STREAM_TIMEOUT = env.float("STREAM_TIMEOUT", default=30.0)  # seconds for the first needed piece, else 408
+# A player re-requests ranges with the same URL for the whole film: its signed link lives this long.
+STREAM_LINK_MAX_AGE = env.int("STREAM_LINK_MAX_AGE", default=4 * 3600)
+STREAM_WINDOW_BYTES = env.int("STREAM_WINDOW_BYTES", default=16 * 1024 * 1024)  # deadline window ahead of a reader
+STREAM_DEADLINE_STEP_MS = env.int("STREAM_DEADLINE_STEP_MS", default=50)
+STREAM_MIN_AVAILABLE_MB = env.int("STREAM_MIN_AVAILABLE_MB", default=256)  # below it: 503 (memory pressure)
+STREAM_RETRY_AFTER = env.int("STREAM_RETRY_AFTER", default=5)
+# Completed files sent by a reverse proxy: "" (off), "x-accel-redirect" (nginx) or "x-sendfile" (Caddy/Apache).
+STREAM_OFFLOAD = env.str("STREAM_OFFLOAD", default="")
+STREAM_OFFLOAD_PREFIX = env.str("STREAM_OFFLOAD_PREFIX", default="/_protected/")  # nginx internal location
 PROGRESS_EVENT_INTERVAL = env.float("PROGRESS_EVENT_INTERVAL", default=1.0)
 PROGRESS_EVENT_RETENTION_HOURS = env.int("PROGRESS_EVENT_RETENTION_HOURS", default=24)
 EVENT_RELAY_INTERVAL = env.float("EVENT_RELAY_INTERVAL", default=0.1)
@@ -281,6 +292,9 @@ SEED_IDLE_MINUTES = env.float("SEED_IDLE_MINUTES", default=30.0)
 # Raw libtorrent settings_pack names → values (JSON), applied last: the escape hatch for tuning.
 ENGINE_LIBTORRENT_SETTINGS = env.json("ENGINE_LIBTORRENT_SETTINGS", default={})
 ENGINE_STATE_DIR = DATA_DIR / "engine"
+# The engine's stream channel (downloads/engine/streams.py): "host:port", port 0 = any free one, published in
+# its heartbeat; empty = no streaming while downloading. Loopback unless web and engine are on other hosts.
+ENGINE_STREAM_LISTEN = env.str("ENGINE_STREAM_LISTEN", default="127.0.0.1:0")
 # Extra backend modules to import at start-up (each registers itself); used by tests and plugins.
 EXTRA_BACKEND_MODULES = env.list("EXTRA_BACKEND_MODULES", default=[])
 

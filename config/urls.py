@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("downloads.urls")),
     path("", include("seedr.urls")),
     path("", include("servers.urls")),
+    path("", include("indexers.urls")),  # the Search and Indexers pages (issue 12)
 ]
 
 # Errors raised outside DRF (unknown /api/ routes, a body over DATA_UPLOAD_MAX_MEMORY_SIZE read by a

@@ -7,12 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the real-process tests drive (browser tests: Chromium; servers tests: the three daemons;
-# nginx: the reference for HTTP Range; prometheus: promtool checks docs/prometheus/; ffmpeg: audiobooks and the
-# streaming e2e). nginx is checked by full path: /usr/sbin is not on a user's PATH.
+# nginx: the reference for HTTP Range; prometheus: promtool checks docs/prometheus/; ffmpeg: audiobooks). nginx
+# is checked by full path: /usr/sbin is not on a user's PATH.
 TEST_DEBS := chromium transmission-daemon rtorrent qbittorrent-nox nginx prometheus ffmpeg
 TEST_BINS := chromium transmission-daemon rtorrent qbittorrent-nox /usr/sbin/nginx promtool ffmpeg ffprobe
 
-.PHONY: run test test-fast lint venv venv-test debs-test bench fuzz clean
+.PHONY: run test test-fast lint venv venv-test debs-test bench fuzz screenshots clean
 
 run: venv
 	$(BIN)/python manage.py bootstrap
@@ -60,7 +60,12 @@ bench: venv-test
 # mode (~8,000 requests at 100); FUZZ_SEED to explore elsewhere, FUZZ_ONLY="/seedr/" to narrow it.
 FUZZ_EXAMPLES ?= 100
 fuzz: venv-test
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/config/test_api_fuzz.py -p no:cacheprovider -s -q --timeout 3600 $(PYTEST_ARGS)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_COVERAGE_CAP=1000 $(BIN)/pytest tests/config/test_api_fuzz.py -p no:cacheprovider -s -q --timeout 3600 $(PYTEST_ARGS)
+
+# Screenshots of the main pages (desktop and phone, dark; the dashboard in light too) into docs/screenshots/,
+# taken by the accessibility walk of the browser tests (real daphne + Chromium, demo data made by the test).
+screenshots: venv-test debs-test
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots REDIS_KEY_PREFIX=flotilla-shots-$$$$ $(BIN)/pytest -q -p no:cacheprovider tests/browser/test_accessibility.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -8,7 +8,7 @@ interface and never branch on the kind.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -133,3 +133,41 @@ def get_backend(backend_name: str) -> Backend | None:
 
 def registered() -> dict[str, Backend]:
     return dict(_registry)
+
+
+# --- start guards: rules outside the spine that a job must meet before it starts --------------------------
+
+
+class Refuse(NamedTuple):
+    """A guard's verdict that a queued job may never start where it is (machine code + human sentence): the
+    job fails with that reason. `Wait` from a guard leaves it queued instead, and it starts on its own later."""
+
+    code: str
+    message: str
+
+
+# A guard is asked about each queued job the dispatcher (or an engine) is about to start. Another app (tracker
+# compliance) registers guards from its AppConfig.ready(), so the spine never imports it. Cheap checks only.
+StartGuard = Callable[["Job"], "Wait | Refuse | None"]
+_guards: dict[str, StartGuard] = {}
+
+
+def register_guard(name: str, guard: StartGuard) -> None:
+    _guards[name] = guard
+
+
+def unregister_guard(name: str) -> None:
+    _guards.pop(name, None)
+
+
+def check_guards(job: Job) -> Wait | Refuse | None:
+    """The first guard that objects to starting `job` (a `Refuse` from any guard wins over a `Wait`)."""
+    verdicts = [v for guard in list(_guards.values()) if (v := guard(job)) is not None]
+    refusals = [v for v in verdicts if isinstance(v, Refuse)]
+    return (refusals or verdicts or [None])[0]
+
+
+def keeps_seeding(job: Job) -> bool:
+    """Whether a job's torrent must never stop seeding on its own (a private tracker's rules): a backend
+    turns its client's own ratio/idle stop limits off for it. Asked of guards that define `keeps_seeding`."""
+    return any(getattr(guard, "keeps_seeding", lambda _job: False)(job) for guard in list(_guards.values()))

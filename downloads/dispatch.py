@@ -53,6 +53,8 @@ def dispatch_queued(limit: int = 200) -> int:
         if wait is not None:
             waiting[group] = wait
             services.set_reason(job, wait.code, wait.message)
+        elif not guards_allow(job):
+            continue  # a guard's wait is about this job (its tracker), not the group: the next job may go
         elif _submit(backend, job):
             submitted += 1
             started[job.user_id] += 1
@@ -132,6 +134,22 @@ def slot_for(job: Job, full: set[int]) -> bool:
     return True
 
 
+def guards_allow(job: Job) -> bool:
+    """Ask the registered start guards (`backends.check_guards`): a `Wait` leaves the job queued with its reason
+    (it starts on a later tick once the guard allows), a `Refuse` fails it. Shared with the engine's claims."""
+    verdict = backends.check_guards(job)
+    if verdict is None:
+        return True
+    try:
+        if isinstance(verdict, backends.Refuse):
+            services.fail(job, verdict.code, verdict.message)
+        else:
+            services.set_reason(job, verdict.code, verdict.message)
+    except services.StaleJob:
+        pass  # the user (or another worker) moved it meanwhile: their change stands
+    return False
+
+
 def _submit(backend: backends.Backend, job: Job) -> bool:
     try:
         # Claim first (conditional update): two workers never submit the same job.
@@ -182,7 +200,7 @@ def _resubmit(job: Job) -> bool:
     if wait is not None:
         services.set_reason(job, wait.code, wait.message)
         return False
-    return _submit(backend, job)
+    return guards_allow(job) and _submit(backend, job)
 
 
 def backend_filter(kind: str) -> Q:

@@ -53,7 +53,7 @@ def claim_queued(engine_name: str, limit: int, *, busy_hashes: frozenset[str] = 
             services.set_reason(job, SAME_TORRENT_RUNNING, "Waiting: this torrent is already running for another "
                                 "download on this engine.")
             continue
-        if not dispatch.slot_for(job, full):
+        if not dispatch.slot_for(job, full) or not dispatch.guards_allow(job):
             continue
         try:
             services.change_status(job, Status.STARTING, reason_code="claimed", reason="Starting in the engine.",

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.audit import record_audit
 from audiobooks import abs as audiobookshelf
 from audiobooks import library, pipeline
 from audiobooks.merge import BookError
@@ -40,6 +41,14 @@ ROW_WRITE_SECONDS = 1.0
 # --- marking and retrying ------------------------------------------------------------------------------
 
 
+def mark_job(user, job_id: int, **options) -> AudiobookJob:
+    """`mark` for the API and pages: the job is looked up among the user's own (another's is a 404)."""
+    job = Job.objects.for_user(user).filter(pk=job_id).first()
+    if job is None:
+        raise DomainError("No such job.", code="not_found", http_status=404)
+    return mark(user, job, **options)
+
+
 def mark(user, job: Job, *, accept_damaged: bool = False, keep_both: bool = False, **meta) -> AudiobookJob:
     """Make `job` an audiobook: processed when it finishes, or now if it already completed."""
     if job.user_id != user.pk:
@@ -53,6 +62,7 @@ def mark(user, job: Job, *, accept_damaged: bool = False, keep_both: bool = Fals
     fields = {k: v for k, v in meta.items() if k in META_FIELDS}
     with transaction.atomic():
         book = AudiobookJob.objects.create(job=job, accept_damaged=accept_damaged, keep_both=keep_both, **fields)
+        record_audit("audiobook.mark", actor=user, target=book, job=job.pk, fields=sorted(fields))
         if job.status == Status.COMPLETED:
             _enqueue(book)
     return book
@@ -70,6 +80,7 @@ def retry(user, book: AudiobookJob) -> AudiobookJob:
     else:
         raise Conflict("The download's files are no longer there to retry from.", code="illegal_transition")
     _save(book, state=AudiobookJob.State.PROCESSING, error_code="", error="", step="", step_done=0, step_total=0)
+    record_audit("audiobook.retry", actor=user, target=book, job=job.pk)
     return book
 
 
@@ -171,18 +182,36 @@ def library_dir(user) -> str:
     return (prefs.library_dir if prefs and prefs.library_dir else str(user.pk))
 
 
+def get_settings(user) -> AudiobookSettings:
+    """The user's settings (an unsaved default row when they never saved any: reading writes nothing)."""
+    return AudiobookSettings.objects.filter(user=user).first() or AudiobookSettings(user=user)
+
+
 def update_settings(user, **fields) -> AudiobookSettings:
-    """Save the user's library folder (checked to stay inside AUDIOBOOK_LIBRARY_ROOT) and ABS server."""
+    """Save the user's library folder (checked to stay inside AUDIOBOOK_LIBRARY_ROOT) and ABS server. A blank
+    or absent token keeps the stored one (it is write-only: a form cannot show it back)."""
+    if not fields.get("abs_token"):
+        fields.pop("abs_token", None)
     if "library_dir" in fields:
-        try:
-            library.user_library(fields["library_dir"])
-        except library.LibraryError as exc:
-            raise DomainError(exc.message, code=exc.code) from exc
-    prefs, _ = AudiobookSettings.objects.get_or_create(user=user)
-    for name, value in fields.items():
-        setattr(prefs, name, value)
-    prefs.save()
+        fields["library_dir"] = (fields["library_dir"] or "").strip().strip("/")
+        _check_library_dir(fields["library_dir"] or str(user.pk))
+    with transaction.atomic():
+        prefs, _ = AudiobookSettings.objects.select_for_update().get_or_create(user=user)
+        for name, value in fields.items():
+            setattr(prefs, name, value)
+        prefs.save()
+        record_audit("audiobook.settings", actor=user, target=prefs, fields=sorted(fields))
     return prefs
+
+
+def _check_library_dir(relative: str) -> None:
+    try:
+        library.user_library(relative)
+    except library.LibraryError as exc:
+        raise DomainError(exc.message, code=exc.code) from exc
+    except OSError as exc:  # a name the filesystem refuses (too long, a file in the way, read-only)
+        raise DomainError(f"The library folder cannot be created: {exc.strerror}.",
+                          code="library_unusable") from exc
 
 
 def wants(job: Job) -> bool:

@@ -10,4 +10,5 @@ urlpatterns = [
     path("", include("servers.api_urls")),
     path("", include("indexers.api_urls")),
     path("", include("streaming.api_urls")),
+    path("", include("audiobooks.api_urls")),
 ]

@@ -1,0 +1,95 @@
+"""Shapes of the audiobooks API. Serializers check shape only; audiobooks.services enforces the rules
+(ownership, states, the library folder staying inside the operator's root). The Audiobookshelf token is
+write-only: no response carries it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from rest_framework import serializers
+
+from audiobooks.models import AudiobookJob, AudiobookSettings
+from config.params import MAX_ID
+
+
+def _names() -> serializers.ListField:
+    return serializers.ListField(child=serializers.CharField(max_length=300), max_length=20, required=False)
+
+
+class AudiobookSerializer(serializers.ModelSerializer):
+    """A book: the request's metadata, where processing is (step n/N), and where it was published."""
+
+    job = serializers.IntegerField(source="job_id", read_only=True)
+    job_name = serializers.CharField(source="job.name", read_only=True)
+    job_status = serializers.CharField(source="job.status", read_only=True, help_text="The download's status.")
+    state = serializers.CharField(read_only=True, help_text="waiting, processing, published or failed")
+    published_path = serializers.SerializerMethodField(
+        help_text="The book's folder relative to the operator's library root (AUDIOBOOK_LIBRARY_ROOT).")
+    warnings = serializers.ListField(child=serializers.CharField(), read_only=True)
+    authors = serializers.ListField(child=serializers.CharField(), read_only=True)
+    narrators = serializers.ListField(child=serializers.CharField(), read_only=True)
+    cover_url = serializers.CharField(read_only=True)  # "" when none: a plain string, not a `uri`
+
+    class Meta:
+        model = AudiobookJob
+        fields = ["id", "job", "job_name", "job_status", "title", "authors", "narrators", "series", "sequence",
+                  "year", "genre", "description", "asin", "isbn", "cover_url", "accept_damaged", "keep_both",
+                  "state", "step", "step_done", "step_total", "error_code", "error", "warnings",
+                  "published_path", "published_at", "duration_seconds", "chapters", "scan_status", "created_at",
+                  "updated_at"]
+        read_only_fields = fields
+
+    def get_published_path(self, book: AudiobookJob) -> str:
+        if not book.published_path:
+            return ""
+        path, root = Path(book.published_path), Path(settings.AUDIOBOOK_LIBRARY_ROOT or "/").resolve()
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+
+
+class MarkSerializer(serializers.Serializer):
+    """Make one of your jobs an audiobook; empty fields are filled from the files' own tags."""
+
+    job = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The id of one of your jobs.")
+    title = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    authors = _names()
+    narrators = _names()
+    series = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    sequence = serializers.RegexField(r"^\d{1,4}(\.\d{1,2})?$", max_length=16, required=False, allow_blank=True,
+                                      help_text="Position in the series: 1, 3.5")
+    year = serializers.IntegerField(min_value=1000, max_value=9999, required=False, allow_null=True)
+    genre = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    description = serializers.CharField(max_length=20_000, required=False, allow_blank=True)
+    asin = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    isbn = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    cover_url = serializers.URLField(max_length=1000, required=False, allow_blank=True)
+    accept_damaged = serializers.BooleanField(default=False, help_text="Leave out unreadable files, keep truncated.")
+    keep_both = serializers.BooleanField(default=False, help_text='Publish beside an existing book as "… (2)".')
+
+
+class SettingsSerializer(serializers.ModelSerializer):
+    """Your library folder (inside the operator's root) and Audiobookshelf server."""
+
+    library_dir = serializers.CharField(max_length=255, required=False, allow_blank=True,
+                                        help_text="Relative to the operator's library root; empty: your user id.")
+    abs_url = serializers.URLField(max_length=500, required=False, allow_blank=True,
+                                   help_text="Audiobookshelf's address, e.g. http://abs:13378")
+    abs_token = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=1000,
+                                      style={"input_type": "password"},
+                                      help_text="Write-only. Blank or absent: keep the stored one.")
+    abs_library_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    has_abs_token = serializers.SerializerMethodField()
+    library_path = serializers.SerializerMethodField(help_text="Where your books are published (server path).")
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text="null: never saved.")
+
+    class Meta:
+        model = AudiobookSettings
+        fields = ["library_dir", "library_path", "abs_url", "abs_token", "has_abs_token", "abs_library_id",
+                  "updated_at"]
+
+    def get_has_abs_token(self, prefs: AudiobookSettings) -> bool:
+        return bool(prefs.abs_token)
+
+    def get_library_path(self, prefs: AudiobookSettings) -> str:
+        root = Path(settings.AUDIOBOOK_LIBRARY_ROOT or "")
+        return str(root / (prefs.library_dir or str(prefs.user_id))) if settings.AUDIOBOOK_LIBRARY_ROOT else ""

@@ -8,6 +8,10 @@ def ensure_schedule(**_kwargs) -> None:
     # A standalone book whose worker died is enqueued again once its lease expired.
     Schedule.objects.update_or_create(name="flotilla.audiobooks_sweep", defaults={
         "func": "audiobooks.tasks.sweep", "schedule_type": Schedule.MINUTES, "minutes": 5, "repeats": -1})
+    # Tracker compliance: seeding ledgers from the clients, then the accounts (unsatisfied count, ratio).
+    Schedule.objects.update_or_create(name="flotilla.tracker_compliance", defaults={
+        "func": "audiobooks.compliance.tasks.sweep", "schedule_type": Schedule.MINUTES, "minutes": 5,
+        "repeats": -1})
 
 
 class AudiobooksConfig(AppConfig):
@@ -17,8 +21,11 @@ class AudiobooksConfig(AppConfig):
     verbose_name = "Audiobooks"
 
     def ready(self):
+        from audiobooks.compliance import admin as _compliance_admin  # noqa: F401 - registers its admin
+        from audiobooks.compliance.guard import TrackerGuard
         from audiobooks.processor import AudiobookProcessor
-        from downloads import postprocessors
+        from downloads import backends, postprocessors
 
         postprocessors.register(AudiobookProcessor())
+        backends.register_guard("tracker_compliance", TrackerGuard())
         post_migrate.connect(ensure_schedule, sender=self)

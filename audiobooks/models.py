@@ -91,3 +91,7 @@ class AudiobookSettings(models.Model):
 
     def __str__(self) -> str:
         return f"Audiobooks of {self.user}"
+
+
+# Tracker compliance keeps its models in its own package; they belong to this app.
+from audiobooks.compliance.models import SeedingLedger, TrackerRules  # noqa: E402, F401

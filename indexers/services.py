@@ -187,6 +187,22 @@ def _persist_secrets(indexer: Indexer, client) -> None:
         Indexer.objects.filter(pk=indexer.pk).update(credentials=indexer.credentials)
 
 
+def refresh_account(indexer: Indexer) -> dict:
+    """Ask the tracker for the account's standing now (tracker compliance polls this; no audit row: nobody
+    acted). Stored in `account_status`; raises ClientError (recorded in the indexer's health) when it fails."""
+    ratelimit.wait_until(ratelimit.reserve(indexer.pk, indexer.request_interval), time.time() + indexer.timeout)
+    client = clients.build(indexer, deadline=time.monotonic() + indexer.timeout)
+    try:
+        account = client.account()
+    except ClientError as exc:
+        record_failure(indexer, exc)
+        raise
+    finally:
+        _persist_secrets(indexer, client)
+    _save_health(indexer, account_status=account)
+    return account
+
+
 # --- capabilities and test ---------------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from config.errors import DomainError
 from downloads import bring_home as road_home
 from downloads import finish, runs
 from downloads import services as jobs
-from downloads.backends import Backend, BackendError, Wait
+from downloads.backends import Backend, BackendError, Wait, keeps_seeding
 from downloads.models import ACTIVE, IllegalTransition, Job, Status
 from downloads.paths import UnsafePath, safe_join
 from servers import clients
@@ -116,6 +116,8 @@ class ServerBackend(Backend):
                         client.add_torrent(servers.job_torrent_bytes(job), download_dir=server.download_dir)
                     else:
                         client.add_magnet(servers.magnet_for(job), download_dir=server.download_dir)
+                if keeps_seeding(job):  # a private tracker's rules decide when it stops, not the server
+                    client.keep_seeding(job.info_hash)
         except ClientError as exc:
             if exc.code in SERVER_LEVEL:
                 servers.record_failure(server, exc)

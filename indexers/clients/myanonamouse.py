@@ -182,6 +182,8 @@ class MyAnonamouseClient(IndexerClient):
         return {"username": clean_text(data.get("username"), 60), "class": classname,
                 "vip": classname in ("VIP", "Elite VIP"), "ratio": _float(data.get("ratio")),
                 "seedbonus": to_int(data.get("seedbonus")), "wedges": to_int(data.get("wedges")),
+                "uploaded_bytes": to_int(data.get("uploaded_bytes")),
+                "downloaded_bytes": to_int(data.get("downloaded_bytes")),
                 "unsatisfied": to_int(unsat.get("count")), "unsatisfied_limit": to_int(unsat.get("limit")),
                 "snatch_summary": _summary(data)}
 

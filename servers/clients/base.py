@@ -181,6 +181,10 @@ class TorrentClient(ABC):
     def remove(self, info_hash: str, *, delete_data: bool) -> None:
         """Remove the torrent from the server, with or without its downloaded files."""
 
+    def keep_seeding(self, info_hash: str) -> None:  # noqa: B027 - rTorrent has no per-torrent stop limits
+        """Turn the server's own stop limits (seed ratio, idle time, seeding time) off for this torrent, so it
+        never stops itself: a private tracker's rules decide when it may stop, not the server's defaults."""
+
     @abstractmethod
     def check(self) -> ServerInfo:
         """Log in if needed and ask for the server's version; raises ClientError when that fails."""

@@ -124,6 +124,14 @@ class QBittorrentClient(TorrentClient):
         info_hash = self._exists(info_hash)
         self._call(lambda qb: qb.torrents_delete(delete_files=delete_data, torrent_hashes=info_hash))
 
+    def keep_seeding(self, info_hash: str) -> None:
+        info_hash = normalize_hash(info_hash)
+        # -1 = no limit for this torrent (-2 would follow the global limits); qBittorrent < 4.6 ignores the
+        # inactive limit it does not know.
+        self._call(lambda qb: qb.torrents_set_share_limits(ratio_limit=-1, seeding_time_limit=-1,
+                                                           inactive_seeding_time_limit=-1,
+                                                           torrent_hashes=info_hash))
+
     def check(self) -> ServerInfo:
         started = time.monotonic()
         self._call(lambda qb: qb.auth_log_in())

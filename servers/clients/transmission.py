@@ -118,6 +118,11 @@ class TransmissionClient(TorrentClient):
         info_hash = self._exists(info_hash)
         self._call(lambda c: c.remove_torrent(info_hash, delete_data=delete_data))
 
+    def keep_seeding(self, info_hash: str) -> None:
+        info_hash = normalize_hash(info_hash)
+        # Mode 2 = unlimited, whatever the session's seedRatioLimited / idle-seeding-limit say.
+        self._call(lambda c: c.change_torrent(info_hash, seed_ratio_mode=2, seed_idle_mode=2))
+
     def check(self) -> ServerInfo:
         started = time.monotonic()
         session = self._call(lambda c: c.get_session())

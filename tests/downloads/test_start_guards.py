@@ -59,7 +59,9 @@ def test_refused_job_fails_with_the_guards_reason(loopback, user, plan, verdicts
     assert loopback.calls() == {}
 
 
-def test_a_refusal_wins_over_a_wait_and_keeps_seeding_asks_guards():
+def test_a_refusal_wins_over_a_wait_and_keeps_seeding_asks_guards(monkeypatch):
+    monkeypatch.setattr(backends, "_guards", {})  # only this test's guards (apps register theirs at start)
+
     class Guard:
         def __call__(self, job):
             return backends.Wait("w", "wait")

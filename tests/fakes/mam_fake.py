@@ -51,6 +51,9 @@ class FakeMam(FakeIndexerServer):
         self.torrents: dict[int, dict] = {}
         self.files: dict[int, bytes] = {}
         self._ids = itertools.count(100001)
+        # The account's standing, as tests set it (jsonLoad.php): unsatisfied count/limit, transfer totals.
+        self.unsat_count, self.unsat_limit = 3, 50
+        self.uploaded_bytes, self.downloaded_bytes = 321 * 2**30, 100 * 2**30
 
     def new_session(self) -> str:
         value = secrets.token_urlsafe(24)
@@ -132,8 +135,11 @@ class FakeMam(FakeIndexerServer):
         return Answer(200, json.dumps(body).encode(), "application/json", cookie_headers)
 
     def _account(self, *, snatch: bool) -> dict:
-        data = {"username": "reader", "uid": 4242, "classname": self.classname, "ratio": "3.21",
-                "seedbonus": 12345, "wedges": 2, "unsat": {"count": 3, "limit": 50, "name": "Unsatisfied"}}
+        ratio = self.uploaded_bytes / self.downloaded_bytes if self.downloaded_bytes else 0.0
+        data = {"username": "reader", "uid": 4242, "classname": self.classname, "ratio": f"{ratio:.2f}",
+                "uploaded_bytes": self.uploaded_bytes, "downloaded_bytes": self.downloaded_bytes,
+                "seedbonus": 12345, "wedges": 2,
+                "unsat": {"count": self.unsat_count, "limit": self.unsat_limit, "name": "Unsatisfied"}}
         if snatch:
             data.update({"sSat": {"count": 40}, "seedHnr": {"count": 0}, "inactHnr": {"count": 1}})
         return data

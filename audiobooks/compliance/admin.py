@@ -1,0 +1,38 @@
+"""Tracker rules in the operator console (edits audited through the service), ledgers read-only."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import SeedingLedger, TrackerRules
+from .services import update_rules
+
+
+@admin.register(TrackerRules)
+class TrackerRulesAdmin(admin.ModelAdmin):
+    list_display = ("name", "tracker", "enabled", "min_seed_time", "seed_window", "ratio_floor", "engine_allowed",
+                    "keep_seeding", "updated_at")
+    list_filter = ("enabled", "keep_seeding", "engine_allowed")
+    search_fields = ("name", "tracker")
+
+    def save_model(self, request, obj, form, change):
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        if change:
+            update_rules(request.user, obj, **changes)
+        else:
+            update_rules(request.user, obj, **{f: getattr(obj, f) for f in form.fields})
+
+
+@admin.register(SeedingLedger)
+class SeedingLedgerAdmin(admin.ModelAdmin):
+    list_display = ("job", "tracker", "seeded_seconds", "completed_at", "satisfied_at", "released_at", "checked_at")
+    list_filter = ("tracker", ("satisfied_at", admin.EmptyFieldListFilter))
+    list_select_related = ("job",)
+    search_fields = ("job__name",)
+    readonly_fields = [f.name for f in SeedingLedger._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

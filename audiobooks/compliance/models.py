@@ -1,0 +1,103 @@
+"""A tracker's rules, and each tracker job's seeding ledger.
+
+SeedingLedger life::
+
+    (downloading) ──complete──► seeding, unsatisfied ──seeded ≥ min_seed_time──► satisfied
+                                        │                                          │ policy: remove, and
+                                        └─ window passed unsatisfied: hit & run    ▼ the tracker agrees
+                                                                                released (left the client)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from downloads.models import Job
+
+
+def _default_clients() -> dict:
+    return {}
+
+
+class TrackerRules(models.Model):
+    """One private tracker's rules, keyed by the indexer kind whose grabs they govern ("myanonamouse").
+
+    `approved_clients` maps a server type to its minimum version, or to {"min": "4.3.9", "exclude": ["5.0.0"]};
+    a type not listed is not approved. The unsatisfied limit is never stored: it is read from the account."""
+
+    tracker = models.CharField(max_length=32, unique=True, help_text="The indexer kind, e.g. myanonamouse.")
+    name = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    min_seed_time = models.DurationField(default=dt.timedelta(hours=72),
+                                         help_text="Seeding needed per torrent (days hh:mm:ss).")
+    seed_window = models.DurationField(default=dt.timedelta(days=30),
+                                       help_text="Within this long after the download completed.")
+    satisfied_margin = models.DurationField(
+        default=dt.timedelta(hours=1),
+        help_text="Extra seeding before Flotilla treats the tracker as agreeing (it counts announces, not "
+                  "seconds).")
+    ratio_floor = models.FloatField(default=1.0, help_text="The account's ratio must stay at or above this.")
+    upload_buffer_bytes = models.BigIntegerField(
+        default=0, help_text="Upload credit kept in reserve above the floor (a new account's starting credit "
+                             "is spent down to this, never below).")
+    partial_downloads = models.BooleanField(default=False, help_text="Whether deselecting files is allowed.")
+    approved_clients = models.JSONField(default=_default_clients, blank=True)
+    engine_allowed = models.BooleanField(default=False,
+                                         help_text="Whether Flotilla's built-in engine may run this tracker's jobs.")
+    keep_seeding = models.BooleanField(default=True, help_text="Keep seeding once satisfied (off: remove the "
+                                                               "torrent from the client when both clocks agree).")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tracker"]
+        verbose_name_plural = "tracker rules"
+
+    def __str__(self) -> str:
+        return self.name or self.tracker
+
+    def clean(self) -> None:
+        if self.ratio_floor < 0 or self.upload_buffer_bytes < 0:
+            raise ValidationError("The ratio floor and the upload buffer cannot be negative.")
+        if not isinstance(self.approved_clients, dict) or not all(
+                isinstance(v, str) or (isinstance(v, dict) and isinstance(v.get("min", ""), str)
+                                       and isinstance(v.get("exclude", []), list))
+                for v in self.approved_clients.values()):
+            raise ValidationError({"approved_clients": 'A type maps to "1.2.3" or {"min": "1.2.3", "exclude": [...]}'})
+
+
+class SeedingLedger(models.Model):
+    """Seeding time a tracker job has accrued, by Flotilla's clock: the client's own counter added up in deltas,
+    so it survives restarts of Flotilla (it is stored) and of the client (a counter that went back is a new
+    base, never a loss of what was already counted)."""
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="seeding_ledger")
+    tracker = models.CharField(max_length=32, db_index=True)
+    seeded_seconds = models.BigIntegerField(default=0)
+    reported_seconds = models.BigIntegerField(default=0, help_text="The client's counter at the last sight.")
+    incarnation = models.CharField(max_length=100, blank=True,
+                                   help_text="The torrent's identity in its client (backend + added time).")
+    completed_at = models.DateTimeField(null=True, blank=True)
+    satisfied_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True, help_text="Removed from the client (policy).")
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.tracker}: job {self.job_id}, {self.seeded_seconds} s"
+
+    @property
+    def satisfied(self) -> bool:
+        return self.satisfied_at is not None
+
+    def window_ends_at(self, rules: TrackerRules) -> dt.datetime | None:
+        return self.completed_at + rules.seed_window if self.completed_at else None
+
+    def hit_and_run(self, rules: TrackerRules, now: dt.datetime | None = None) -> bool:
+        ends = self.window_ends_at(rules)
+        return not self.satisfied and ends is not None and (now or timezone.now()) > ends

@@ -1,0 +1,300 @@
+"""Tracker compliance: which rules govern a job, whether it may start (approved client, unsatisfied limit,
+ratio), the seeding ledger accrued from the clients' own counters, and the policy's release."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections import defaultdict
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.audit import record_audit
+from downloads.backends import Refuse, Wait
+from downloads.models import Job, Status
+from indexers import services as indexers
+from indexers.clients import ClientError as IndexerError
+from indexers.models import Indexer, JobSource
+from servers import clients
+from servers.backend import server_id_of
+from servers.clients import ClientError, Torrent
+from servers.models import TorrentServer
+
+from .models import SeedingLedger, TrackerRules
+
+log = logging.getLogger(__name__)
+
+UNSAT_LIMIT = "tracker_unsatisfied_limit"
+RATIO_GUARD = "tracker_ratio_guard"
+CLIENT_NOT_APPROVED = "tracker_client_not_approved"
+CLIENT_UNKNOWN = "tracker_client_unknown"
+# Not started yet (or gone): these do not count as the account's unsatisfied torrents from Flotilla's side.
+NOT_SNATCHED = {Status.QUEUED, Status.FAILED, Status.CANCELLED}
+FREE_FLAGS = {"freeleech", "vip", "personal_freeleech", "fl_vip"}
+
+
+# --- which rules govern a job ----------------------------------------------------------------------------------
+
+
+def source_of(job: Job) -> JobSource | None:
+    return JobSource.objects.select_related("indexer", "result").filter(job_id=job.pk).first()
+
+
+def rules_for(job: Job) -> tuple[TrackerRules, JobSource] | None:
+    """The enabled rules of the tracker the job was grabbed from, with its source; None for any other job.
+    Private trackers hand out private torrents: a public job costs no query (the guard runs every tick)."""
+    if not job.is_private:
+        return None
+    source = source_of(job)
+    if source is None or source.indexer is None:
+        return None
+    rules = TrackerRules.objects.filter(tracker=source.indexer.kind, enabled=True).first()
+    return (rules, source) if rules else None
+
+
+def update_rules(actor, rules: TrackerRules, **changes) -> TrackerRules:
+    """The operator edits a tracker's rules (admin): validated, saved, audited."""
+    for name, value in changes.items():
+        setattr(rules, name, value)
+    rules.full_clean()
+    with transaction.atomic():
+        rules.save()
+        record_audit("tracker_rules.update", actor=actor, target=rules, fields=sorted(changes))
+    return rules
+
+
+# --- approved clients ------------------------------------------------------------------------------------------
+
+
+def version_tuple(text: str) -> tuple[int, ...] | None:
+    """'Transmission 3.00 (bb6b5a062e)' → (3, 0); 'qBittorrent v4.5.2' → (4, 5, 2); None when there is none."""
+    found = re.search(r"(\d+(?:\.\d+)+|\d+)", text or "")
+    return tuple(int(part) for part in found.group(1).split(".")) if found else None
+
+
+def client_allowed(rules: TrackerRules, kind: str, version: str) -> str | None:
+    """None when the tracker allows this client at this version; else a sentence saying why not."""
+    allowed = rules.approved_clients.get(kind)
+    if allowed is None:
+        names = ", ".join(sorted(rules.approved_clients)) or "none"
+        return f"{rules.name} does not approve {kind} (approved: {names})."
+    spec = {"min": allowed} if isinstance(allowed, str) else allowed
+    have = version_tuple(version)
+    if have is None:
+        return f"The version of this {kind} is unknown."
+    if have in {version_tuple(v) for v in spec.get("exclude", [])}:
+        return f"{rules.name} does not allow {kind} {'.'.join(map(str, have))}."
+    least = version_tuple(spec.get("min", ""))
+    if least and have < least:
+        return f"{rules.name} needs {kind} {spec['min']} or later; this one is {'.'.join(map(str, have))}."
+    return None
+
+
+def _server_version(server: TorrentServer) -> str:
+    """The version the server's last test read; asked once now when it was never tested."""
+    if server.client_version:
+        return server.client_version
+    try:
+        with clients.connect(server) as client:
+            version = client.check().version
+    except ClientError:
+        return ""
+    TorrentServer.objects.filter(pk=server.pk).update(client_version=version[:100])
+    return version
+
+
+def backend_refusal(rules: TrackerRules, job: Job) -> Refuse | Wait | None:
+    """A job of this tracker only runs where the tracker allows the client: a server of an approved type and
+    version, or the built-in engine when the operator marked it allowed."""
+    kind = job.backend.split(":", 1)[0]
+    if kind == "engine":
+        if rules.engine_allowed:
+            return None
+        return Refuse(CLIENT_NOT_APPROVED, f"{rules.name} does not allow Flotilla's built-in engine: pick one of "
+                      "your torrent servers running an approved client (an operator may allow the engine).")
+    server_id = server_id_of(job.backend)
+    if server_id is None:
+        return Refuse(CLIENT_NOT_APPROVED, f"{rules.name} torrents must run in a torrent client the tracker "
+                      f"approves; '{kind}' is not one.")
+    server = TorrentServer.objects.filter(pk=server_id, owner_id=job.user_id).first()
+    if server is None:
+        return None  # the backend fails it with its own reason
+    version = _server_version(server)
+    if not version:
+        return Wait(CLIENT_UNKNOWN, f"Waiting to read the version of '{server.name}' ({rules.name} approves "
+                    "clients by version); the download starts once it answers.")
+    why = client_allowed(rules, server.type, version)
+    return Refuse(CLIENT_NOT_APPROVED, f"'{server.name}' runs {version}: {why}") if why else None
+
+
+# --- throttling: the unsatisfied limit and the ratio -----------------------------------------------------------
+
+
+def local_unsatisfied(user_id: int, indexer_id: int) -> int:
+    """This user's jobs from this indexer that the tracker counts as snatched and Flotilla's clock has not
+    yet seen satisfied (started, not failed/cancelled, no satisfied ledger)."""
+    started = Job.objects.filter(user_id=user_id, indexer_source__indexer_id=indexer_id).exclude(
+        status__in=NOT_SNATCHED)
+    return started.exclude(seeding_ledger__satisfied_at__isnull=False).count()
+
+
+def unsatisfied_wait(rules: TrackerRules, job: Job, indexer: Indexer) -> Wait | None:
+    account = indexer.account_status or {}
+    limit = account.get("unsatisfied_limit")
+    if limit is None:
+        return Wait(UNSAT_LIMIT, f"Waiting to read your {rules.name} account's unsatisfied limit (test the "
+                    "indexer, or wait for the next account check).")
+    # The tracker's count lags behind grabs it has not seen announced; Flotilla's own count lags behind
+    # torrents satisfied elsewhere. The larger of the two is the safe one.
+    count = max(account.get("unsatisfied") or 0, local_unsatisfied(job.user_id, indexer.pk))
+    if count + 1 > limit:
+        return Wait(UNSAT_LIMIT, f"{rules.name}: {count} of your {limit} unsatisfied torrents are in use; this "
+                    "download starts by itself when one is satisfied.")
+    return None
+
+
+def ratio_wait(rules: TrackerRules, job: Job, source: JobSource) -> Wait | None:
+    """Would downloading this torrent take the account's ratio below the floor (keeping the buffer)? Freeleech
+    and VIP torrents do not count against the ratio."""
+    flags = {str(f).lower() for f in (source.result.flags if source.result else [])}
+    if flags & FREE_FLAGS or not rules.ratio_floor:
+        return None
+    account = (source.indexer.account_status or {}) if source.indexer else {}
+    uploaded, downloaded = account.get("uploaded_bytes"), account.get("downloaded_bytes")
+    if uploaded is None or downloaded is None:
+        return None  # the tracker did not say; its own ratio enforcement stands
+    size = job.size_bytes or (source.result.size if source.result else 0)
+    credit = uploaded - rules.ratio_floor * (downloaded + size)
+    if credit < rules.upload_buffer_bytes:
+        ratio_after = uploaded / max(1, downloaded + size)
+        return Wait(RATIO_GUARD, f"{rules.name}: this download would take your ratio to {ratio_after:.2f}, below "
+                    f"{rules.ratio_floor:.2f} (keeping {rules.upload_buffer_bytes} bytes in reserve); it starts "
+                    "by itself once your upload allows it.")
+    return None
+
+
+def start_verdict(job: Job) -> Wait | Refuse | None:
+    """The start guard (registered with the spine): refuse a client the tracker does not approve, then wait at
+    the unsatisfied limit or the ratio floor. None for jobs no tracker rules govern."""
+    found = rules_for(job)
+    if found is None:
+        return None
+    rules, source = found
+    return (backend_refusal(rules, job) or unsatisfied_wait(rules, job, source.indexer)
+            or ratio_wait(rules, job, source))
+
+
+# --- the seeding ledger ----------------------------------------------------------------------------------------
+
+
+def accrue(ledger: SeedingLedger, reported: int, incarnation: str) -> int:
+    """Add the client's seeding seconds since the last sight to the ledger. Returns seconds added.
+
+    Same incarnation (the client restarted, the torrent is the one it had): only growth counts — a counter
+    that went back (a client killed before it saved) is a new base, never a loss. A new incarnation (the
+    torrent was added again, or to another client) started at 0: everything it reports is new."""
+    reported = max(0, int(reported))
+    same = incarnation == ledger.incarnation
+    added = max(0, reported - ledger.reported_seconds) if same else reported
+    ledger.seeded_seconds += added
+    ledger.reported_seconds, ledger.incarnation = reported, incarnation
+    return added
+
+
+def _observe(rules: TrackerRules, ledger: SeedingLedger, job: Job, torrent: Torrent, now: dt.datetime) -> None:
+    if torrent.complete and ledger.completed_at is None:
+        ledger.completed_at = now
+    accrue(ledger, torrent.seeding_time or 0, f"{job.backend}@{torrent.added_at or ''}")
+    if ledger.satisfied_at is None and ledger.seeded_seconds >= rules.min_seed_time.total_seconds():
+        ledger.satisfied_at = now
+    ledger.checked_at = now
+    ledger.save()
+
+
+def tracker_agrees(rules: TrackerRules, ledger: SeedingLedger) -> bool:
+    """The tracker counts seeding time it saw through announces, not the client's seconds: only once the
+    margin has passed beyond Flotilla's satisfied clock is the tracker taken to agree."""
+    need = (rules.min_seed_time + rules.satisfied_margin).total_seconds()
+    return ledger.satisfied and ledger.seeded_seconds >= need
+
+
+def ledger_jobs():
+    """Tracker jobs on torrent servers still in a client (not released, not failed or cancelled)."""
+    trackers = list(TrackerRules.objects.filter(enabled=True).values_list("tracker", flat=True))
+    return (Job.objects.filter(indexer_source__indexer__kind__in=trackers, backend__startswith="server:")
+            .exclude(status__in=NOT_SNATCHED).exclude(seeding_ledger__released_at__isnull=False)
+            .select_related("indexer_source__indexer"))
+
+
+def sync_ledgers(now: dt.datetime | None = None) -> int:
+    """ONE listing per server of its tracker torrents: seeding seconds into the ledgers, satisfied when the
+    rules' time is reached, released when the policy says so and both clocks agree. Returns ledgers seen."""
+    now = now or timezone.now()
+    rules = {r.tracker: r for r in TrackerRules.objects.filter(enabled=True)}
+    by_server: dict[int, list[Job]] = defaultdict(list)
+    for job in ledger_jobs():
+        by_server[server_id_of(job.backend)].append(job)
+    seen = 0
+    for server in TorrentServer.objects.filter(pk__in=list(by_server), enabled=True):
+        seen += _sync_server(server, by_server[server.pk], rules, now)
+    return seen
+
+
+def _sync_server(server: TorrentServer, jobs: list[Job], rules: dict, now: dt.datetime) -> int:
+    try:
+        with clients.connect(server) as client:
+            torrents = {t.hash: t for t in client.list([job.info_hash.lower() for job in jobs if job.info_hash])}
+    except ClientError as exc:
+        log.info("compliance: server listing failed", extra={"server": server.pk, "code": exc.code})
+        return 0
+    seen = 0
+    for job in jobs:
+        torrent = torrents.get((job.info_hash or "").lower())
+        tracker_rules = rules.get(job.indexer_source.indexer.kind)
+        if torrent is None or tracker_rules is None:
+            continue
+        ledger, _ = SeedingLedger.objects.get_or_create(job=job, defaults={"tracker": tracker_rules.tracker})
+        _observe(tracker_rules, ledger, job, torrent, now)
+        _release_if_allowed(server, tracker_rules, ledger, job, now)
+        seen += 1
+    return seen
+
+
+def _release_if_allowed(server: TorrentServer, rules: TrackerRules, ledger: SeedingLedger, job: Job,
+                        now: dt.datetime) -> None:
+    """A torrent leaves its client only if the policy says so AND Flotilla's clock and the tracker agree."""
+    if rules.keep_seeding or ledger.released_at or not tracker_agrees(rules, ledger):
+        return
+    try:
+        with clients.connect(server) as client:
+            client.remove(job.info_hash, delete_data=False)
+    except ClientError as exc:
+        log.info("compliance: release failed, next sync retries", extra={"job": job.pk, "code": exc.code})
+        return
+    SeedingLedger.objects.filter(pk=ledger.pk).update(released_at=now)
+    record_audit("tracker.release", target=job, tracker=rules.tracker, seeded_seconds=ledger.seeded_seconds)
+
+
+def refresh_accounts() -> int:
+    """Read the account of every indexer with tracker rules that has jobs waiting or unsatisfied (the
+    unsatisfied count and the ratio the guard reads). Returns accounts read."""
+    trackers = list(TrackerRules.objects.filter(enabled=True).values_list("tracker", flat=True))
+    busy = Job.objects.filter(indexer_source__indexer__kind__in=trackers).exclude(
+        status__in={Status.FAILED, Status.CANCELLED}).exclude(seeding_ledger__satisfied_at__isnull=False)
+    read = 0
+    for indexer in Indexer.objects.filter(pk__in=busy.values("indexer_source__indexer"), enabled=True):
+        if indexer.in_backoff():
+            continue
+        try:
+            indexers.refresh_account(indexer)
+            read += 1
+        except IndexerError as exc:
+            log.info("compliance: account check failed", extra={"indexer": indexer.pk, "code": exc.code})
+    return read
+
+
+def sweep() -> dict[str, int]:
+    """The worker's compliance round: ledgers first (a torrent just satisfied frees a place), then accounts."""
+    return {"ledgers": sync_ledgers(), "accounts": refresh_accounts()}

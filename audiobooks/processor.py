@@ -20,4 +20,8 @@ class AudiobookProcessor(PostProcessor):
 
     def run(self, job: Job, report: Report) -> None:
         book = AudiobookJob.objects.select_related("job", "job__user").get(job_id=job.pk)
+        if book.state == AudiobookJob.State.PUBLISHED:
+            # The chain runs again from the start after a crash: a later post-processor's failure or a
+            # killed worker must not publish the book twice (the second would fail on the existing folder).
+            return
         services.make(book, lambda done, total, message: report.progress(done, total, message=message))

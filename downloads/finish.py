@@ -2,10 +2,11 @@
 
 `finish(job)` is called once a job's files are home (by the bring-home runner, or by a backend whose files
 never move: the engine after seeding, a server without a path mapping). It asks the post-processor
-registry whether one wants the job: if none does the job completes now; if one does the job is
-`processing` and `run_postprocess` (a worker task, under the job's `postprocess.<id>` lease) runs it, then
-completes or fails the job. A worker killed mid-run stops renewing the lease; `sweep_processing` (scheduled)
-enqueues the run again once it expired. A failed post-processing can be retried from the admin.
+registry which post-processors want the job: if none does the job completes now; otherwise the job is
+`processing` and `run_postprocess` (a worker task, under the job's `postprocess.<id>` lease) runs each in
+its `order`, then completes the job, or fails it at the first that fails. A worker killed mid-run stops
+renewing the lease; `sweep_processing` (scheduled) enqueues the run again once it expired. A failed
+post-processing can be retried from the admin.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ POSTPROCESS_CRASHED = "postprocess_crashed"
 
 def finish(job: Job, *, reason_code: str = "done", reason: str = "Download complete.",
            event_data: dict | None = None, **fields) -> Job:
-    """The files are home: complete the job, or hand it to the post-processor that wants it."""
-    processor = postprocessors.claiming(job)
-    if processor is None:
+    """The files are home: complete the job, or hand it to the post-processors that want it."""
+    processors = postprocessors.chain(job)
+    if not processors:
         return complete(job, reason_code=reason_code, reason=reason, event_data=event_data, **fields)
     # The job leaves its backend's hands (an engine must not take a processing job back into its session).
-    jobs.change_status(job, Status.PROCESSING, reason_code="processing", reason=f"{processor.label}…",
-                       event_data={**(event_data or {}), "postprocessor": processor.name}, claimed_by="",
+    jobs.change_status(job, Status.PROCESSING, reason_code="processing", reason=f"{processors[0].label}…",
+                       event_data={**(event_data or {}), **_names(processors)}, claimed_by="",
                        claimed_at=None, **fields)
     _enqueue(job.pk)
     return job
@@ -53,6 +54,15 @@ def complete(job: Job, *, reason_code: str = "done", reason: str = "Download com
     return job
 
 
+def _names(processors: list[postprocessors.PostProcessor]) -> dict:
+    """Event data naming the chain: `postprocessor` the first (as before chains), `postprocessors` all."""
+    return {"postprocessor": processors[0].name, "postprocessors": [p.name for p in processors]}
+
+
+def _labels(processors: list[postprocessors.PostProcessor]) -> str:
+    return ", ".join(p.label.lower() for p in processors)
+
+
 def _enqueue(job_id: int) -> bool:
     holder = runs.reserve(POSTPROCESS, job_id)
     if holder is None:
@@ -69,22 +79,23 @@ def run_postprocess(job_id: int, holder: str | None = None) -> int:
     with runs.holding(POSTPROCESS, job, holder or leases.new_holder()) as held:
         if not held:
             return 0  # another worker runs it
-        processor = postprocessors.claiming(job)
-        if processor is None:  # turned off meanwhile: nothing left to do
+        processors = postprocessors.chain(job)
+        if not processors:  # turned off meanwhile: nothing left to do
             return _ended(complete, job)
-        try:
-            processor.run(job, postprocessors.Report(job, processor))
-        except runs.JobMoved:
-            log.info("post-processing stopped: the job changed", extra={"job": job.pk})
-            return 0
-        except postprocessors.PostProcessError as exc:
-            return _ended(jobs.fail, job, exc.code, exc.message, postprocessor=processor.name) and 0
-        except Exception:
-            log.exception("post-processor crashed", extra={"job": job.pk, "postprocessor": processor.name})
-            return _ended(jobs.fail, job, POSTPROCESS_CRASHED, f"{processor.label} failed unexpectedly; "
-                          "retry it from the admin.", postprocessor=processor.name) and 0
-        return _ended(complete, job, reason=f"Download complete; {processor.label.lower()} done.",
-                      event_data={"postprocessor": processor.name})
+        for processor in processors:
+            try:
+                processor.run(job, postprocessors.Report(job, processor))
+            except runs.JobMoved:
+                log.info("post-processing stopped: the job changed", extra={"job": job.pk})
+                return 0
+            except postprocessors.PostProcessError as exc:
+                return _ended(jobs.fail, job, exc.code, exc.message, postprocessor=processor.name) and 0
+            except Exception:
+                log.exception("post-processor crashed", extra={"job": job.pk, "postprocessor": processor.name})
+                return _ended(jobs.fail, job, POSTPROCESS_CRASHED, f"{processor.label} failed unexpectedly; "
+                              "retry it from the admin.", postprocessor=processor.name) and 0
+        return _ended(complete, job, reason=f"Download complete; {_labels(processors)} done.",
+                      event_data=_names(processors))
 
 
 def _ended(action, job: Job, *args, **kwargs) -> int:
@@ -115,10 +126,10 @@ def retry_postprocess(actor, job: Job) -> Job:
     if not failed_in_processing(job) or job.data_deleted_at is not None:
         raise Conflict("Only a job whose post-processing failed (files kept) can be post-processed again.",
                        code="illegal_transition")
-    processor = postprocessors.claiming(job)
-    label = processor.label if processor else "Post-processing"
+    processors = postprocessors.chain(job)
+    label = processors[0].label if processors else "Post-processing"
     jobs.change_status(job, Status.PROCESSING, reason_code="postprocess_retried", reason=f"{label} (retried)…",
-                       finished_at=None, event_data={"postprocessor": processor.name if processor else ""})
+                       finished_at=None, event_data=_names(processors) if processors else {"postprocessor": ""})
     record_audit("job.postprocess_retry", actor=actor, target=job)
     _enqueue(job.pk)
     return job

@@ -1,10 +1,13 @@
 """Post-processors: work done on a job's files once they are home, before the job counts as completed.
 
-`finish(job)` asks the registry, in registration order, whether a post-processor `wants` the job; the first
-that does gets it: the job is `processing` while `run(job, report)` works in the worker (under a lease,
-taken over after a crash), reporting progress through `report`. Returning completes the job; raising
-`PostProcessError` fails it with its code. Post-processors register in their app's `AppConfig.ready()`,
-like backends. The audiobook post-processor is the first big one; `ChecksumManifest` below proves the hook.
+`finish(job)` asks every registered post-processor whether it `wants` the job; those that do form the job's
+chain, run one after another in their `order` (then name): the job is `processing` while each
+`run(job, report)` works in the worker (under one lease, the whole chain run again from the start after a
+crash), reporting progress through `report`. The last one returning completes the job; one raising
+`PostProcessError` fails it with its code and the rest do not run. Every one that wants the job runs: one
+post-processor never hides another (the checksum manifest and the audiobook both happen). Post-processors
+register in their app's `AppConfig.ready()`, like backends. The audiobook post-processor is the first big
+one; `ChecksumManifest` below proves the hook.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class Report:
 class PostProcessor(ABC):
     name: str = ""
     label: str = ""
+    order: int = 50  # place in a job's chain: lower runs first (ties by name, never by registration order)
 
     @abstractmethod
     def wants(self, job: Job) -> bool:
@@ -83,9 +87,9 @@ def registered() -> dict[str, PostProcessor]:
     return dict(_registry)
 
 
-def claiming(job: Job) -> PostProcessor | None:
-    """The first registered post-processor that wants the job, or None."""
-    return next((p for p in _registry.values() if p.wants(job)), None)
+def chain(job: Job) -> list[PostProcessor]:
+    """Every registered post-processor that wants the job, in the order they run (empty: none)."""
+    return sorted((p for p in _registry.values() if p.wants(job)), key=lambda p: (p.order, p.name))
 
 
 # --- the checksum manifest -----------------------------------------------------------------------------
@@ -105,6 +109,7 @@ class ChecksumManifest(PostProcessor):
 
     name = "checksum_manifest"
     label = "Checksum manifest"
+    order = 10  # first: it hashes the files as they came home, before slower work reads them
 
     def wants(self, job: Job) -> bool:
         # Files that stayed on a torrent server (no path mapping) are not here to hash.

@@ -57,8 +57,9 @@ bench: venv-test
 	$(BIN)/python bench/dispatch.py
 
 # The suite's schema-driven API fuzz (tests/config/test_api_fuzz.py), longer: FUZZ_EXAMPLES per operation and
-# mode (~8,000 requests at 100); FUZZ_SEED to explore elsewhere, FUZZ_ONLY="/seedr/" to narrow it.
-FUZZ_EXAMPLES ?= 100
+# mode (40: 8,615 requests, 0 x 500, 253 x 502 from servers the fuzz invented; 13 min on the loaded 2-core box);
+# FUZZ_SEED to explore elsewhere, FUZZ_ONLY="/seedr/" to narrow it.
+FUZZ_EXAMPLES ?= 40
 fuzz: venv-test
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_COVERAGE_CAP=1000 $(BIN)/pytest tests/config/test_api_fuzz.py -p no:cacheprovider -s -q --timeout 3600 $(PYTEST_ARGS)
 

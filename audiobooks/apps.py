@@ -29,3 +29,14 @@ class AudiobooksConfig(AppConfig):
         postprocessors.register(AudiobookProcessor())
         backends.register_guard("tracker_compliance", TrackerGuard())
         post_migrate.connect(ensure_schedule, sender=self)
+        _register_nav()
+
+
+def _register_nav() -> None:
+    """The sidebar entry (config/nav.py); absent in trees older than the sidebar registry."""
+    try:
+        from config import nav
+    except ImportError:
+        return
+    nav.register(nav.NavEntry(key="audiobooks", label="Audiobooks", url_name="audiobooks:list", icon="headphones",
+                              order=40))

@@ -12,6 +12,9 @@ from rest_framework import serializers
 from audiobooks.models import AudiobookJob, AudiobookSettings
 from config.params import MAX_ID
 
+# Each step's share of a book's progress bar: decoding and encoding every file is nearly all the time.
+STEP_SPANS = {"checking": (0.0, 0.1), "merging": (0.1, 0.9), "tagging": (0.9, 0.95), "publishing": (0.95, 1.0)}
+
 
 def _names() -> serializers.ListField:
     return serializers.ListField(child=serializers.CharField(max_length=300), max_length=20, required=False)
@@ -30,15 +33,25 @@ class AudiobookSerializer(serializers.ModelSerializer):
     authors = serializers.ListField(child=serializers.CharField(), read_only=True)
     narrators = serializers.ListField(child=serializers.CharField(), read_only=True)
     cover_url = serializers.CharField(read_only=True)  # "" when none: a plain string, not a `uri`
+    progress = serializers.SerializerMethodField(help_text="0 to 1 across the steps (merging weighs most).")
 
     class Meta:
         model = AudiobookJob
         fields = ["id", "job", "job_name", "job_status", "title", "authors", "narrators", "series", "sequence",
                   "year", "genre", "description", "asin", "isbn", "cover_url", "accept_damaged", "keep_both",
-                  "state", "step", "step_done", "step_total", "error_code", "error", "warnings",
+                  "state", "step", "step_done", "step_total", "progress", "error_code", "error", "warnings",
                   "published_path", "published_at", "duration_seconds", "chapters", "scan_status", "created_at",
                   "updated_at"]
         read_only_fields = fields
+
+    def get_progress(self, book: AudiobookJob) -> float:
+        if book.state == AudiobookJob.State.PUBLISHED:
+            return 1.0
+        if book.state != AudiobookJob.State.PROCESSING or book.step not in STEP_SPANS:
+            return 0.0
+        start, end = STEP_SPANS[book.step]
+        within = book.step_done / book.step_total if book.step_total else 0.0
+        return round(start + (end - start) * min(within, 1.0), 4)
 
     def get_published_path(self, book: AudiobookJob) -> str:
         if not book.published_path:

@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("seedr.urls")),
     path("", include("servers.urls")),
     path("", include("indexers.urls")),  # the Search and Indexers pages (issue 12)
+    path("", include("audiobooks.urls")),  # the Audiobooks page (issue 15)
 ]
 
 # Errors raised outside DRF (unknown /api/ routes, a body over DATA_UPLOAD_MAX_MEMORY_SIZE read by a

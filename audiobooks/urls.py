@@ -1,0 +1,11 @@
+"""Pages of audiobooks (the REST API is in audiobooks/api_urls.py)."""
+
+from django.urls import path
+
+from audiobooks import views
+
+app_name = "audiobooks"
+
+urlpatterns = [
+    path("audiobooks/", views.audiobook_list, name="list"),
+]

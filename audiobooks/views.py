@@ -1,0 +1,44 @@
+"""The Audiobooks page: the user's books with their processing progress (step, n/N), where each was published,
+why one failed (with Retry), and the library / Audiobookshelf settings. The page renders the first state on
+the server; static/js/audiobooks.js refreshes it over /api/v1/audiobooks/ while a book is being made, and
+sends Retry and the settings form to the same API. The token is write-only: the page only knows whether one is
+set."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from accounts.decorators import policy_required
+from audiobooks import services
+from audiobooks.models import AudiobookJob
+from audiobooks.serializers import AudiobookSerializer, SettingsSerializer
+
+PAGE_SIZE = 100  # the newest books; the API pages through the rest
+
+
+@policy_required
+@ensure_csrf_cookie
+def audiobook_list(request: HttpRequest) -> HttpResponse:
+    books = AudiobookJob.objects.for_user(request.user).select_related("job").order_by("-id")[:PAGE_SIZE]
+    rows = AudiobookSerializer(books, many=True).data
+    prefs = SettingsSerializer(services.get_settings(request.user)).data
+    config = {
+        "apiBooks": reverse("audiobook-list"),
+        "retryUrl": reverse("audiobook-retry", args=[0]),
+        "apiSettings": reverse("audiobook-settings"),
+        "jobUrl": reverse("downloads:job_detail", args=[0]),
+        "refreshSeconds": 5,
+        "pageSize": PAGE_SIZE,
+    }
+    return render(request, "audiobooks/list.html", {
+        "nav": "audiobooks",
+        "books": rows,
+        "prefs": prefs,
+        "library_configured": bool(settings.AUDIOBOOK_LIBRARY_ROOT),
+        "config": config,
+        "books_json": list(rows),
+    })

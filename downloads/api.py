@@ -14,12 +14,13 @@ from rest_framework.views import APIView
 
 from config.errors import ValidationFailed
 from config.params import id_param
-from downloads import files, health, services
-from downloads.models import Batch, Job, Status
+from downloads import failover, files, health, services
+from downloads.models import BackendPolicy, Batch, Job, Status
 from downloads.serializers import (
     BatchCreateSerializer,
     BatchSerializer,
     CancelSerializer,
+    FailoverPolicySerializer,
     JobCreateSerializer,
     JobDetailSerializer,
     JobSerializer,
@@ -170,4 +171,30 @@ class FileView(APIView):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, pk: int):
         files.delete_file(request.user, files.owned_file(request.user, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class FailoverPolicyView(APIView):
+    """The signed-in user's backend fail-over policy: GET what applies (theirs, else their plan's), PUT their
+    own (validated: backends they may use, no duplicates), DELETE it (204; their plan's applies again)."""
+
+    serializer_class = FailoverPolicySerializer
+
+    def _render(self, request) -> Response:
+        source, row = failover.effective_policy(request.user)
+        row = row or BackendPolicy()  # none applies: the defaults a new policy starts from, with no backends
+        values = {key: getattr(row, key) for key in failover.POLICY_FIELDS}
+        return Response(FailoverPolicySerializer({"source": source, **values}).data)
+
+    def get(self, request):
+        return self._render(request)
+
+    def put(self, request):
+        serializer = FailoverPolicySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        failover.set_user_policy(request.user, **serializer.validated_data)
+        return self._render(request)
+
+    def delete(self, request):
+        failover.clear_user_policy(request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

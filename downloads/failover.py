@@ -94,6 +94,8 @@ def check_policy(user, row: BackendPolicy) -> None:
             raise DomainError(f"Unknown backend '{name}'.", code="unknown_backend")
         if ":" in name:
             runner.validate_target(user, name)  # e.g. one of the user's own servers
+            if runner.kind in dict(runner.choices(user)):  # a kind without accounts ("engine:5" is no backend)
+                raise DomainError(f"Unknown backend '{name}'.", code="unknown_backend")
         if not plan.allows_backend(name):
             raise billing.QuotaExceeded("allowed_backends", f"Your plan ({plan.name}) does not include the "
                                         f"'{name}' backend.")

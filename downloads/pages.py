@@ -6,20 +6,24 @@ The presenters here format with config/formatting.py, mirrored by static/js/flot
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts.decorators import policy_required
 from billing.presentation import usage_meters
 from billing.services import usage_summary
+from config.errors import DomainError
 from config.formatting import human_bytes, human_eta, human_rate
-from downloads import backends, services
+from downloads import backends, failover, services
 from downloads.models import (
     ACTIVE,
     CANCELLABLE,
+    FAILOVER_TRIGGERS,
     PAUSABLE,
     RESUMABLE,
     RETRYABLE,
@@ -206,3 +210,43 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "config": _page_config(jobId=job.pk, filesUrl=reverse("job-files", args=[job.pk]),
                                fileUrl=reverse("file-detail", args=[0])),
     })
+
+
+# --- the user's fail-over policy ---------------------------------------------------------------------------
+
+
+class FailoverPolicyForm(forms.Form):
+    backends = forms.CharField(required=False, max_length=400, label="Backends, in order",
+                               help_text="Comma-separated, e.g. “seedr, server, engine”. Empty: no fail-over.")
+    triggers = forms.MultipleChoiceField(choices=list(FAILOVER_TRIGGERS.items()), required=False,
+                                         widget=forms.CheckboxSelectMultiple, label="Move a download on when")
+    stall_minutes = forms.IntegerField(min_value=1, max_value=10080, label="Stalled after (minutes)")
+    offline_grace_minutes = forms.IntegerField(min_value=1, max_value=10080, label="Offline grace (minutes)")
+
+
+@policy_required
+def failover_policy(request: HttpRequest) -> HttpResponse:
+    """Edit the user's own fail-over policy (downloads/failover.py), or go back to their plan's."""
+    source, row = failover.effective_policy(request.user)
+    initial = {"backends": ", ".join(row.backends), "triggers": row.triggers, "stall_minutes": row.stall_minutes,
+               "offline_grace_minutes": row.offline_grace_minutes} if row else {
+        "triggers": list(FAILOVER_TRIGGERS), "stall_minutes": 30, "offline_grace_minutes": 15}
+    form = FailoverPolicyForm(request.POST or None, initial=initial)
+    if request.method == "POST" and "reset" in request.POST:
+        failover.clear_user_policy(request.user)
+        messages.success(request, "Your plan's fail-over applies again.")
+        return redirect("downloads:failover")
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        data["backends"] = [name.strip().lower() for name in data["backends"].split(",") if name.strip()]
+        try:
+            failover.set_user_policy(request.user, **data)
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            messages.success(request, "Your fail-over policy is saved.")
+            return redirect("downloads:failover")
+    choices = list(dict.fromkeys([*backends.registered(), *(
+        name for runner in backends.registered().values() for name, _ in runner.choices(request.user))]))
+    return render(request, "downloads/failover.html", {"nav": "failover", "form": form, "source": source,
+                                                        "choices": choices})

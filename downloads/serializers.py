@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from downloads.models import Batch, Job, JobFile, Status
+from downloads.models import FAILOVER_TRIGGERS, Batch, Job, JobFile, Status
 
 
 class JobFileSerializer(serializers.ModelSerializer):
@@ -101,3 +101,17 @@ class BatchSerializer(serializers.ModelSerializer):
             "cancelled": statuses.count(Status.CANCELLED),
             "remaining": sum(s not in (Status.COMPLETED, Status.FAILED, Status.CANCELLED) for s in statuses),
         }
+
+
+class FailoverPolicySerializer(serializers.Serializer):
+    """The user's fail-over policy; on PUT, keys left out keep their value (see downloads/failover.py)."""
+
+    source = serializers.ChoiceField(choices=["user", "plan", "none"], read_only=True,
+                                     help_text="Where the policy that applies comes from.")
+    backends = serializers.ListField(child=serializers.CharField(max_length=48), max_length=16, required=False,
+                                     help_text='In order, e.g. ["seedr", "server:3", "engine"]; [] turns fail-over '
+                                               "off for you.")
+    triggers = serializers.ListField(child=serializers.ChoiceField(choices=list(FAILOVER_TRIGGERS)),
+                                     required=False)
+    stall_minutes = serializers.IntegerField(min_value=1, max_value=10080, required=False)
+    offline_grace_minutes = serializers.IntegerField(min_value=1, max_value=10080, required=False)

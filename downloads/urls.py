@@ -9,4 +9,5 @@ app_name = "downloads"
 urlpatterns = [
     path("", pages.dashboard, name="dashboard"),
     path("jobs/<int:pk>/", pages.job_detail, name="job_detail"),
+    path("failover/", pages.failover_policy, name="failover"),
 ]

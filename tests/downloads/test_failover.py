@@ -473,3 +473,52 @@ class TestAdmin:
                                                                                        "stalled"], 20)
         assert AuditLog.objects.filter(action="admin.add", actor=admin_user).exists()
         assert client.get(reverse("admin:downloads_backendpolicy_changelist")).status_code == 200
+
+
+@pytest.mark.django_db
+class TestApiAndPage:
+    URL = "/api/v1/failover-policy/"
+
+    def test_the_api_shows_the_plans_policy_then_the_users_own_until_deleted(self, kinds, api_client, user, plan):
+        assert api_client.get(self.URL).json() == {
+            "source": "plan", "backends": ["first", "second", "third"], "triggers": ALL_TRIGGERS,
+            "stall_minutes": 30, "offline_grace_minutes": 15}
+        saved = api_client.put(self.URL, {"backends": ["third", "first"], "triggers": ["stalled"],
+                                          "stall_minutes": 10}, format="json")
+        assert saved.status_code == 200
+        assert saved.json() == {"source": "user", "backends": ["third", "first"], "triggers": ["stalled"],
+                                "stall_minutes": 10, "offline_grace_minutes": 15}
+        assert AuditLog.objects.filter(action="failover_policy.set", actor=user).exists()
+        assert api_client.delete(self.URL).status_code == 204
+        assert api_client.get(self.URL).json()["source"] == "plan"
+
+    def test_without_any_policy_the_api_shows_the_defaults_with_no_backends(self, kinds, api_client, plan):
+        BackendPolicy.objects.filter(plan=plan).delete()
+        assert api_client.get(self.URL).json() == {"source": "none", "backends": [], "triggers": ALL_TRIGGERS,
+                                                   "stall_minutes": 30, "offline_grace_minutes": 15}
+
+    def test_the_api_refuses_a_bad_policy_with_code_and_detail(self, kinds, api_client, user, other_user, plan):
+        theirs = TorrentServerFactory(owner=other_user)
+        for body, code in (({"backends": ["first", "first"]}, "invalid_policy"),
+                           ({"backends": ["first", theirs.backend_name]}, "unknown_server"),
+                           ({"backends": ["first", "second:4"]}, "unknown_backend"),
+                           ({"backends": ["first", "second"], "triggers": ["whenever"]}, "invalid")):
+            refused = api_client.put(self.URL, body, format="json")
+            assert refused.status_code == 400, refused.content
+            assert refused.json()["code"] == code and refused.json()["detail"]
+        assert api_client.get(self.URL).json()["source"] == "plan"
+
+    def test_the_settings_page_saves_and_resets_the_policy(self, kinds, client, user, plan):
+        client.force_login(user)
+        page = client.get("/failover/")
+        assert page.status_code == 200 and "Your plan's default applies" in page.content.decode()
+        saved = client.post("/failover/", {"backends": "second, first", "triggers": ["seedr_queue_full"],
+                                           "stall_minutes": 30, "offline_grace_minutes": 15, "save": ""})
+        assert saved.status_code == 302
+        row = BackendPolicy.objects.get(user=user)
+        assert (row.backends, row.triggers) == (["second", "first"], ["seedr_queue_full"])
+        refused = client.post("/failover/", {"backends": "second, second", "stall_minutes": 30,
+                                             "offline_grace_minutes": 15, "triggers": ["stalled"]})
+        assert refused.status_code == 200 and "only once" in refused.content.decode()
+        assert client.post("/failover/", {"reset": ""}).status_code == 302
+        assert not BackendPolicy.objects.filter(user=user).exists()

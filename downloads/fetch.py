@@ -152,7 +152,8 @@ def _get(scheme: str, host: str, port: int, address: str, target: str) -> tuple[
         if response.status in (301, 302, 303, 307, 308):
             return response.status, response.getheader("Location", ""), b""
         length = response.getheader("Content-Length")
-        if length and length.isdigit() and int(length) > limit:
+        # isascii: str.isdigit() also accepts "²", which int() refuses; a lying header is capped while reading.
+        if length and length.isascii() and length.isdigit() and int(length) > limit:
             raise FetchRefused(f"The file is larger than {limit} bytes.", code="url_too_large")
         body = response.read(limit + 1)
         if len(body) > limit:

@@ -107,7 +107,8 @@ def test_size_is_capped_by_length_and_while_reading(site, settings):
     settings.TORRENT_MAX_BYTES = 1000
     routes["/big"] = (200, {"Content-Length": "5000"}, b"x" * 5000)
     routes["/sneaky"] = (200, {"Connection": "close"}, b"x" * 5000)  # no Content-Length: capped while read
-    for path in ("/big", "/sneaky"):
+    routes["/odd"] = (200, {"Content-Length": "\u00b2", "Connection": "close"}, b"x" * 5000)  # not a number
+    for path in ("/big", "/sneaky", "/odd"):
         with pytest.raises(FetchRefused) as refused:
             fetch.fetch_torrent(f"{allowed}{path}")
         assert refused.value.code == "url_too_large"

@@ -22,7 +22,7 @@ from django.conf import settings
 MAX_COMPONENT_BYTES = 255
 STAGING_PREFIX = ".staging-"
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
-_SPACES = re.compile(r"\s+")
+_SPACES = re.compile(r"[^\S\u00a0]+")  # a no-break space is kept: _unambiguous
 
 
 class LibraryError(Exception):
@@ -63,7 +63,7 @@ def book_parts(meta: Naming) -> list[str]:
     # ABS splits authors on , ; & and "and": join several with " & " (a "Last, First" stays one author).
     author = sanitise(" & ".join(a.strip() for a in meta.authors if a.strip()), fallback="Unknown Author")
     narrator = ", ".join(n.strip() for n in meta.narrators if n.strip())
-    leaf = title
+    leaf = _unambiguous(title)
     if meta.year:
         leaf = f"{meta.year} - {leaf}"
     sequence = _sequence(meta.sequence)
@@ -77,6 +77,28 @@ def book_parts(meta: Naming) -> list[str]:
     if series:
         parts.append(sanitise(series, fallback="Series"))
     return [*parts, folder, file_name]
+
+
+# What Audiobookshelf would read off the front of a title folder as a year (`2001 - …`) or a sequence (`12 - …`,
+# `12. …`, `Book 3 …`): its own patterns (tests/fakes/audiobookshelf_fake.py ports its parser), and the
+# braces/brackets it would take as `{narrator}` or `[ASIN]`.
+_YEAR_PREFIX = re.compile(r"^ *\(?[0-9]{4}\)? *-")
+_SEQUENCE_PREFIX = re.compile(r"^(?:(?:vol\.? |volume |book )\d{1,3}(?:\.\d{1,2})?\.? "
+                              r"|\d{1,3}(?:\.\d{1,2})?(?:\. | - ))", re.IGNORECASE)
+_BRACKETS = str.maketrans("{}[]", "()()")
+NO_BREAK_SPACE, NO_BREAK_HYPHEN = "\u00a0", "\u2011"
+
+
+def _unambiguous(title: str) -> str:
+    """The title as its folder shows it: a title ABS would misread (a year or sequence in front, a `{…}` or
+    `[…]`) is changed just enough not to be, looking the same: the first space its pattern needs becomes a
+    no-break space (or `2001-x`'s hyphen a no-break hyphen); braces and brackets become parentheses. The
+    tags, which ABS reads after the folder and which win, keep the exact title."""
+    text = title.translate(_BRACKETS)
+    if _YEAR_PREFIX.match(text) or _SEQUENCE_PREFIX.match(text):
+        at = next(i for i, char in enumerate(text) if char in " -" and i > 0)
+        text = text[:at] + (NO_BREAK_SPACE if text[at] == " " else NO_BREAK_HYPHEN) + text[at + 1:]
+    return text
 
 
 def _with_suffix(leaf: str, narrator: str) -> str:

@@ -10,15 +10,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm, UserChangeForm
-from django.db.models import OuterRef, Subquery
-from django.db.models.functions import Coalesce
-from django.urls import reverse
-from django.utils.html import format_html
 
 from accounts import offboarding, services
 from accounts.audit import record_audit
 from accounts.models import ApiKey, AuditLog, User
-from billing.models import Plan, PlanAssignment
 from config.admin_paginator import CappedCountPaginator
 from config.errors import DomainError
 
@@ -139,16 +134,6 @@ class UserEditForm(UserChangeForm):
         return email
 
 
-class PlanAssignmentInline(ReadOnlyInline):
-    model = PlanAssignment
-    fields = ("plan", "starts_at", "expires_at", "note")
-    readonly_fields = fields
-    show_change_link = True
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("plan")
-
-
 class ApiKeyInline(ReadOnlyInline):
     model = ApiKey
     # Never the hash: it is the credential's only stored form.
@@ -156,25 +141,19 @@ class ApiKeyInline(ReadOnlyInline):
     readonly_fields = fields
 
 
-def _current_plan_name() -> Coalesce:
-    """The plan `billing.services.current_plan` would pick, as a subquery (one query for the whole page)."""
-    assignment = (
-        PlanAssignment.objects.current().filter(user=OuterRef("pk")).order_by("-starts_at", "-id").values("plan__name")
-    )
-    default = Plan.objects.filter(is_default=True).order_by("id").values("name")
-    return Coalesce(Subquery(assignment[:1]), Subquery(default[:1]))
-
-
 @admin.register(User)
 class UserAdmin(ServiceDeleteMixin, AuditedAdmin, DjangoUserAdmin):
+    """Users as accounts knows them; billing.admin registers the console's version with each user's plan
+    (billing sits above accounts, so the plan column and inline are added there)."""
+
     form = UserEditForm
     add_form = UserCreateForm
-    list_display = ("email", "role", "is_active", "email_verified", "current_plan", "date_joined", "last_login")
+    list_display = ("email", "role", "is_active", "email_verified", "date_joined", "last_login")
     list_filter = ("role", "is_active", "email_verified")
     search_fields = ("email",)
     ordering = ("email",)
     show_full_result_count = False
-    inlines = (PlanAssignmentInline, ApiKeyInline)
+    inlines = (ApiKeyInline,)
     actions = ("disable_users", "enable_users")
     fieldsets = (
         (None, {"fields": ("email", "password")}),
@@ -189,19 +168,15 @@ class UserAdmin(ServiceDeleteMixin, AuditedAdmin, DjangoUserAdmin):
                 "“active”: they also end the user's sessions and write the audit log.",
             },
         ),
-        ("Plan", {"fields": ("assign_plan_link",)}),
         ("Acceptable-use policy", {"fields": ("accepted_policy_version", "accepted_policy_at")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
-    readonly_fields = ("is_active", "is_staff", "assign_plan_link", "accepted_policy_version",
-                       "accepted_policy_at", "last_login", "date_joined")
+    readonly_fields = ("is_active", "is_staff", "accepted_policy_version", "accepted_policy_at", "last_login",
+                       "date_joined")
 
     # What only a superuser may change: otherwise an operator could make themselves one.
     SUPERUSER_FIELDS = ("is_superuser", "groups", "user_permissions")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(current_plan_name=_current_plan_name())
 
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)
@@ -245,17 +220,6 @@ class UserAdmin(ServiceDeleteMixin, AuditedAdmin, DjangoUserAdmin):
 
     def get_inline_instances(self, request, obj=None):
         return super().get_inline_instances(request, obj) if obj is not None else []  # nothing to list yet
-
-    @admin.display(description="Plan")
-    def current_plan(self, obj: User) -> str:
-        return obj.current_plan_name or "—"
-
-    @admin.display(description="Plan assignment")
-    def assign_plan_link(self, obj: User) -> str:
-        if obj.pk is None:
-            return "—"
-        url = reverse("admin:billing_planassignment_add") + f"?user={obj.pk}"
-        return format_html('<a href="{}">Assign a plan…</a> (current: {})', url, obj.current_plan_name or "—")
 
     @admin.action(description="Disable selected users (ends their sessions)")
     def disable_users(self, request, queryset) -> None:

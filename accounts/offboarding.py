@@ -1,18 +1,29 @@
-"""Deleting a user (the admin console's delete). It reaches into the job spine — each job is deleted through
-downloads.services (cancelled on its backend, files removed, a "deleted" event) — so it sits above both
-accounts.services and downloads.services instead of inside either.
+"""Deleting a user (the admin console's delete) with everything they own.
+
+What the apps above accounts hold for a user goes first, through their own services: each registers a
+remover in its AppConfig.ready() (the spine deletes each job through downloads.services, so a running
+download stops on its backend instead of running on for an owner who no longer exists). accounts never
+imports those apps: it sits below them.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
+from collections.abc import Callable
+from typing import Any
+
 from django.db import transaction
 
 from accounts.audit import record_audit
 from accounts.models import User
 from config.errors import Conflict, DomainError
-from downloads import services as jobs
-from downloads.models import Job
+
+Remover = Callable[[Any, User], None]
+_removers: dict[str, Remover] = {}
+
+
+def register_remover(name: str, remove: Remover) -> None:
+    """`remove(actor, user)` deletes what the app `name` holds for the user, before the user row goes."""
+    _removers[name] = remove
 
 
 def check_may_delete_user(actor, user: User) -> None:
@@ -23,13 +34,10 @@ def check_may_delete_user(actor, user: User) -> None:
 
 
 def delete_user(actor, user: User) -> None:
-    """Delete a user with everything they own. Their jobs go first, one by one through the job service, so a
-    running download stops on its backend instead of running on for an owner who no longer exists."""
+    """Delete a user with everything they own: each app's remover first, then the row (audited)."""
     check_may_delete_user(actor, user)
-    for job in Job.objects.for_user(user).defer("magnet", "torrent"):
-        jobs.delete_job(actor, job)
-    user_id, email = user.pk, user.email
+    for remove in _removers.values():
+        remove(actor, user)
     with transaction.atomic():
-        record_audit("user.delete", actor=actor, target=user, email=email)
+        record_audit("user.delete", actor=actor, target=user, email=user.email)
         user.delete()
-    jobs.remove_tree(settings.DOWNLOADS_DIR / str(user_id))

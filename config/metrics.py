@@ -1,4 +1,5 @@
-"""Prometheus metrics: the `/metrics` endpoint, its access rule, and the multi-process plumbing.
+"""Prometheus metrics: HTTP latency and the multi-process plumbing. The `/metrics` endpoint and its access
+rule are in downloads/metrics.py, above accounts and the spine whose facts it serves.
 
 Two kinds of figures, chosen by where the truth lives:
 - Facts in the database (jobs by status, waiting jobs, heartbeats, engine capacity, relay lag, task
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import ipaddress
 import os
 import re
 import socket
@@ -25,13 +25,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Histogram, generate_latest, values
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import CollectorRegistry, Histogram, generate_latest, values
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
-
-from accounts.authentication import key_from_headers, user_for_key
+from prometheus_client.registry import Collector
 
 _HOST = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())
 _DEAD = "dead"
@@ -72,32 +70,6 @@ class RequestMetricsMiddleware:
             time.perf_counter() - started
         )
         return response
-
-
-# --- access ---------------------------------------------------------------------------------------
-
-
-def _ip_allowed(address: str) -> bool:
-    """REMOTE_ADDR only (behind a proxy, daphne --proxy-headers puts the client there): a forwarded
-    header is written by the client and proves nothing."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(net, strict=False) for net in settings.METRICS_ALLOWED_IPS)
-
-
-def may_scrape(request: HttpRequest) -> bool:
-    """An address in METRICS_ALLOWED_IPS, an admin's API key (`Authorization: Token …` / `X-Api-Key`),
-    or an admin's console session."""
-    if _ip_allowed(request.META.get("REMOTE_ADDR", "")):
-        return True
-    raw = key_from_headers(request.headers)
-    if raw is not None:
-        owner = user_for_key(raw)
-        return owner is not None and owner.is_admin
-    user = getattr(request, "user", None)
-    return bool(user is not None and user.is_authenticated and user.is_admin)
 
 
 # --- the scrape -----------------------------------------------------------------------------------
@@ -159,34 +131,24 @@ def fold_dead_processes() -> int:
     return len(dead)
 
 
-def registry() -> CollectorRegistry:
-    """A fresh registry per scrape (prometheus-client's advice in multi-process mode)."""
-    from downloads.metrics import SpineCollector  # the spine's collectors depend on config, not the reverse
-
+def registry(*collectors: Collector) -> CollectorRegistry:
+    """A fresh registry per scrape (prometheus-client's advice in multi-process mode), with the caller's
+    collectors of database facts (the apps above config own them: downloads.metrics serves the scrape)."""
     reg = CollectorRegistry(auto_describe=False)
     if MULTIPROCESS:
         MultiProcessCollector(reg, path=str(metrics_dir()))
     else:  # a process started without PROMETHEUS_MULTIPROC_DIR (e.g. a bare script): its own values
         reg.register(HTTP_LATENCY)
-    reg.register(SpineCollector())
+    for collector in collectors:
+        reg.register(collector)
     return reg
 
 
-def render() -> bytes:
+def render(*collectors: Collector) -> bytes:
+    """The text exposition of every process's observations plus `collectors`."""
     if not MULTIPROCESS:
-        return generate_latest(registry())
+        return generate_latest(registry(*collectors))
     fold_dead_processes()
     with _files_lock(exclusive=False):
-        return generate_latest(registry())
-
-
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    if not may_scrape(request):
-        return JsonResponse(
-            {"code": "permission_denied",
-             "detail": "Metrics need an admin's API key or an address listed in METRICS_ALLOWED_IPS."},
-            status=403,
-        )
-    # The classic text format (0.0.4): what every Prometheus 2.x and other scrapers read.
-    return HttpResponse(render(), content_type=CONTENT_TYPE_PLAIN_0_0_4)
+        return generate_latest(registry(*collectors))
 

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config.metrics import metrics_view
+from downloads.metrics import metrics_view
 from downloads.views import healthz
 
 urlpatterns = [

@@ -12,10 +12,16 @@ class DownloadsConfig(AppConfig):
     def ready(self):
         from django_q.signals import post_spawn
 
+        from accounts.offboarding import register_remover
+        from billing.services import register_job_usage
         from downloads import backends, heartbeats, postprocessors
         from downloads.engine.backend import EngineBackend
+        from downloads.offboarding import remove_user_jobs
         from downloads.schedules import ensure_schedules
+        from downloads.usage import JobUsage
 
+        register_job_usage(JobUsage())  # billing's quota rules read what the user's jobs use from the spine
+        register_remover("downloads", remove_user_jobs)  # deleting a user stops and removes their jobs first
         backends.register(EngineBackend())
         postprocessors.register(postprocessors.ChecksumManifest())  # does nothing unless CHECKSUM_MANIFEST
 

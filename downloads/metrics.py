@@ -1,4 +1,4 @@
-"""The job spine's Prometheus figures.
+"""The job spine's Prometheus figures, and the `/metrics` endpoint that serves them with every process's own.
 
 `SpineCollector` reads the database at scrape time (the same definitions as the health page, in
 downloads/health.py), so every figure is right whichever process caused it. `observe_status` is the one
@@ -9,17 +9,20 @@ in the ending process's multi-process file (see config/metrics.py), once the tra
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import shutil
 from collections.abc import Iterator
 
 from django.conf import settings
 from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from prometheus_client import Counter, Histogram
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-import config.metrics  # noqa: F401  (sets the multi-process value class before the metrics below exist)
+import config.metrics  # (also sets the multi-process value class before the metrics below exist)
+from accounts.authentication import key_from_headers, user_for_key
 from downloads import health
 from downloads.models import TERMINAL, Job, Status
 
@@ -137,3 +140,41 @@ class SpineCollector(Collector):
                      [([label], u.free) for label, u in usage.items()])
         yield _gauge("flotilla_disk_size_bytes", "Size of the filesystem holding a directory.", ["dir"],
                      [([label], u.total) for label, u in usage.items()])
+
+
+# --- the scrape: who may read it, and the endpoint ----------------------------------------------
+
+
+def _ip_allowed(address: str) -> bool:
+    """REMOTE_ADDR only (behind a proxy, daphne --proxy-headers puts the client there): a forwarded
+    header is written by the client and proves nothing."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(net, strict=False) for net in settings.METRICS_ALLOWED_IPS)
+
+
+def may_scrape(request: HttpRequest) -> bool:
+    """An address in METRICS_ALLOWED_IPS, an admin's API key (`Authorization: Token …` / `X-Api-Key`),
+    or an admin's console session."""
+    if _ip_allowed(request.META.get("REMOTE_ADDR", "")):
+        return True
+    raw = key_from_headers(request.headers)
+    if raw is not None:
+        owner = user_for_key(raw)
+        return owner is not None and owner.is_admin
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated and user.is_admin)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """/metrics: every process's observations (config.metrics) and the spine's database facts."""
+    if not may_scrape(request):
+        return JsonResponse(
+            {"code": "permission_denied",
+             "detail": "Metrics need an admin's API key or an address listed in METRICS_ALLOWED_IPS."},
+            status=403,
+        )
+    # The classic text format (0.0.4): what every Prometheus 2.x and other scrapers read.
+    return HttpResponse(config.metrics.render(SpineCollector()), content_type=CONTENT_TYPE_PLAIN_0_0_4)

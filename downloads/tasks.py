@@ -17,11 +17,10 @@ from collections.abc import Callable
 from django.conf import settings
 from django.utils import timezone
 
-from billing import services as billing
 from config.logging import request_id_var
 from downloads import bring_home as road_home
 from downloads import dispatch as dispatching
-from downloads import failover, finish, heartbeats
+from downloads import failover, finish, heartbeats, retention
 from downloads.models import EventKind, JobEvent, ProcessHeartbeat
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ def prune_progress_events() -> int:
 
 @task
 def apply_retention() -> int:
-    return billing.apply_retention()
+    return retention.apply_retention()
 
 
 @task

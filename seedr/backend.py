@@ -131,7 +131,7 @@ class SeedrBackend(Backend):
         except client.SeedrAuthExpired:
             return  # nothing to ask Seedr; the jobs already wait for a login (or will at their next step)
         self._resume_logins(group)
-        if not any(job.status in ACTIVE and _task(job) for job in group):
+        if not any(job.status in ACTIVE and seedr.task_of(job) for job in group):
             return
         try:
             root = session.list_contents(0)
@@ -157,7 +157,7 @@ class SeedrBackend(Backend):
         for job in group:
             if job.status == Status.WAITING and job.reason_code in (seedr.AUTH_EXPIRED, seedr.NOT_CONNECTED):
                 try:
-                    resume_after_login(job)
+                    seedr.resume_after_login(job)
                 except (jobs.StaleJob, IllegalTransition):
                     continue
 
@@ -235,7 +235,7 @@ class SeedrBackend(Backend):
     # --- user actions -------------------------------------------------------------------------------
 
     def pause(self, job: Job) -> None:
-        if _task(job) is not None:
+        if seedr.task_of(job) is not None:
             raise Conflict("A download running on Seedr cannot be paused; cancel it instead.",
                            code="seedr_pause_unsupported")
 
@@ -243,7 +243,7 @@ class SeedrBackend(Backend):
         return None  # only never-submitted (held) Seedr jobs can be paused; resuming just queues them
 
     def cancel(self, job: Job, *, delete_data: bool) -> None:
-        task = _task(job)
+        task = seedr.task_of(job)
         if task is not None and task.phase != Phase.DONE:
             try:
                 _discard_remote(seedr.session_for_user(job.user_id), task)
@@ -255,7 +255,7 @@ class SeedrBackend(Backend):
         """Stream the finished folder home (resuming what an earlier attempt left), move it into the job's
         folder, register files, then delete it on Seedr. Each step is skipped when an earlier attempt did it
         (`SeedrTask.phase`); the spine's runner counts attempts and backs off."""
-        task = _task(job)
+        task = seedr.task_of(job)
         if task is None:
             raise BackendError("This job has no Seedr state.", code="seedr_error", permanent=True)
         try:
@@ -447,7 +447,7 @@ def _discard_remote(session: client.Session, task: SeedrTask, *, strict: bool = 
 
 
 def _discard_remote_quietly(job: Job) -> None:
-    task = _task(job)
+    task = seedr.task_of(job)
     if task is None:
         return
     try:
@@ -488,10 +488,6 @@ def _size_message(size: int) -> str:
             f"{settings.SEEDR_SIZE_LIMIT_MB} MiB home.")
 
 
-def _task(job: Job) -> SeedrTask | None:
-    return SeedrTask.objects.filter(job_id=job.pk).first()
-
-
 def _finished_folder(root, task: SeedrTask, claimed: set):
     """A finished torrent becomes a root folder named after it; the newest one no other job took."""
     names = {task.torrent_name}
@@ -504,19 +500,6 @@ def _drop_wishlisted(job: Job) -> None:
         seedr.session_for_user(job.user_id).drop_wishlisted(job.info_hash)
     except client.SeedrProblem as exc:
         log.info("seedr: wishlist entry left", extra={"job": job.pk, "code": exc.code})
-
-
-def resume_after_login(job: Job) -> None:
-    """A job that waited for a login goes back to its phase: Seedr progress, transfer, cleanup or the queue."""
-    task = _task(job)
-    if task is None:
-        jobs.change_status(job, Status.QUEUED, reason_code="seedr_reconnected", reason="Seedr is connected again.")
-    elif task.phase == Phase.REMOTE:
-        jobs.change_status(job, Status.DOWNLOADING, reason_code="seedr_reconnected",
-                           reason="Seedr is connected again.", event_data=_provider(job))
-    else:  # transfer or cleanup: the spine's runner takes the job home from where it stopped
-        road_home.data_complete(job, reason_code="seedr_reconnected",
-                                reason="Seedr is connected again; resuming the transfer.", event_data=_provider(job))
 
 
 def _kick_dispatcher_on_commit() -> None:

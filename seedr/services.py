@@ -21,6 +21,7 @@ from billing import services as billing
 from config.errors import Conflict, DomainError
 from config.formatting import human_bytes
 from config.tasks import enqueue
+from downloads import bring_home as road_home
 from downloads import leases
 from downloads import services as jobs
 from downloads.models import ACTIVE, TERMINAL, Batch, IllegalTransition, Job, Status
@@ -196,8 +197,6 @@ def _after_connect(user_id: int) -> None:
 
 def resume_waiting_jobs(user_id: int) -> int:
     """After a (re)connection: jobs that waited for a login go back to where they were."""
-    from seedr.backend import resume_after_login
-
     waiting = seedr_jobs().filter(user_id=user_id, status=Status.WAITING,
                                   reason_code__in=[AUTH_EXPIRED, NOT_CONNECTED])
     resumed = 0
@@ -208,6 +207,25 @@ def resume_waiting_jobs(user_id: int) -> int:
         except jobs.StaleJob:
             continue
     return resumed
+
+
+def resume_after_login(job: Job) -> None:
+    """A job that waited for a login goes back to its phase: Seedr progress, transfer, cleanup or the queue."""
+    task = task_of(job)
+    if task is None:
+        jobs.change_status(job, Status.QUEUED, reason_code="seedr_reconnected", reason="Seedr is connected again.")
+    elif task.phase == SeedrTask.Phase.REMOTE:
+        jobs.change_status(job, Status.DOWNLOADING, reason_code="seedr_reconnected",
+                           reason="Seedr is connected again.", event_data={"provider": provider_data(job)})
+    else:  # transfer or cleanup: the spine's runner takes the job home from where it stopped
+        road_home.data_complete(job, reason_code="seedr_reconnected",
+                                reason="Seedr is connected again; resuming the transfer.",
+                                event_data={"provider": provider_data(job)})
+
+
+def task_of(job: Job) -> SeedrTask | None:
+    """The Seedr side of a job (its phase, torrent and folder ids), None before it reached Seedr."""
+    return SeedrTask.objects.filter(job_id=job.pk).first()
 
 
 # --- disconnecting, expiry, revocation ----------------------------------------------------------------

@@ -123,29 +123,6 @@ class TestMetering:
 
 
 @pytest.mark.django_db
-class TestRetention:
-    def test_expired_files_removed_and_recorded(self, user, plan):
-        old = JobFactory(user=user, status=Status.COMPLETED, finished_at=timezone.now() - dt.timedelta(days=4))
-        fresh = JobFactory(user=user, status=Status.COMPLETED, finished_at=timezone.now() - dt.timedelta(days=1))
-        running = JobFactory(user=user, status=Status.DOWNLOADING)
-        for job in (old, fresh, running):
-            job.data_dir.mkdir(parents=True)
-            (job.data_dir / "f").write_bytes(b"data")
-        assert billing.apply_retention() == 1
-        assert not old.data_dir.exists() and fresh.data_dir.exists() and running.data_dir.exists()
-        old.refresh_from_db()
-        assert old.data_deleted_at is not None
-        assert JobEvent.objects.filter(job_id=old.pk, code="data_removed", data__reason_code="retention").exists()
-        assert AuditLog.objects.filter(action="job.data_removed", target_id=str(old.pk)).exists()
-        assert billing.apply_retention() == 0  # idempotent
-
-    def test_zero_retention_keeps_forever(self, user):
-        PlanAssignmentFactory(user=user, plan=PlanFactory(retention_days=0))
-        JobFactory(user=user, status=Status.COMPLETED, finished_at=timezone.now() - dt.timedelta(days=999))
-        assert billing.apply_retention() == 0
-
-
-@pytest.mark.django_db
 class TestSizeKnownLate:
     def test_over_quota_job_fails_with_limit_and_loses_partial_data(self, user, plan):
         job = JobFactory(user=user, status=Status.FETCHING_METADATA, size_bytes=None)

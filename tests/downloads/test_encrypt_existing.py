@@ -12,8 +12,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from encrypted_model_fields import fields as emf
 
-from accounts.management.commands import encrypt_existing
 from config.crypto import DecryptionError, is_encrypted
+from downloads.management.commands import encrypt_existing
 from downloads.models import BlockedInfoHash, Job
 from tests.downloads.factories import JobFactory
 

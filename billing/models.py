@@ -94,3 +94,34 @@ class UsageDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.day}"
+
+
+class UpgradeRequest(models.Model):
+    """A user asks for another plan (the Plans page); an operator assigns it or declines in the admin.
+
+    No payment provider: the request is the brief's "upgrade prompt", answered by a person. At most one
+    open request per user and plan."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ASSIGNED = "assigned", "Plan assigned"
+        DECLINED = "declined", "Declined"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="upgrade_requests")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="upgrade_requests")
+    from_plan = models.CharField(max_length=64, blank=True, help_text="The user's plan when they asked.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    handled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "plan"], condition=models.Q(status="open"),
+                                    name="upgrade_request_one_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.plan} ({self.status})"

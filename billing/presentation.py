@@ -59,3 +59,23 @@ def seeding_rules(plan: Plan, *, idle_minutes: float) -> list[str]:
                      "(except for private torrents, whose trackers count seeding time).")
     rules.append("The download shows Completed when seeding ends; its files are available all along.")
     return rules
+
+
+def plan_card(plan: Plan, *, current: bool) -> dict:
+    """One plan on the Plans page: its limits as words (zero means unlimited)."""
+    def size(value: int) -> str:
+        return human_bytes(value) if value else "Unlimited"
+
+    return {
+        "id": plan.pk,
+        "name": plan.name,
+        "current": current,
+        "limits": [
+            ("Downloads at once", str(plan.max_active_jobs) if plan.max_active_jobs else "Unlimited"),
+            ("Storage", size(plan.max_storage_bytes)),
+            ("Largest download", size(plan.max_job_size_bytes)),
+            ("Transfer per month", size(plan.monthly_transfer_bytes)),
+            ("Files kept", f"{plan.retention_days} days" if plan.retention_days else "Forever"),
+            ("Backends", ", ".join(plan.allowed_backends) or "None"),
+        ],
+    }

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
 
-from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, OuterRef, Subquery, Sum, Value
 from django.db.models.expressions import Expression
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.audit import record_audit
-from billing.models import Plan, PlanAssignment, UsageDay
-from config.errors import DomainError
+from billing.models import Plan, PlanAssignment, UpgradeRequest, UsageDay
+from config.errors import Conflict, DomainError
 from config.formatting import human_bytes
 
 
@@ -46,6 +44,8 @@ def current_plan(user) -> Plan:
 
 @transaction.atomic
 def assign_plan(user, plan: Plan, *, actor=None, starts_at=None, expires_at=None, note: str = "") -> PlanAssignment:
+    from accounts.audit import record_audit
+
     assignment = PlanAssignment(user=user, plan=plan, starts_at=starts_at or timezone.now(), expires_at=expires_at,
                                 note=note)
     assignment.full_clean()
@@ -58,37 +58,20 @@ def assign_plan(user, plan: Plan, *, actor=None, starts_at=None, expires_at=None
 # --- what is in use ---------------------------------------------------------------------------------
 
 
-# The spine measures what a user's jobs use and registers itself here in DownloadsConfig.ready()
-# (downloads/usage.py): billing sits below the spine, which checks quotas through it, so it never reads jobs.
-
-
-class JobUsage(Protocol):
-    def storage_committed(self, user, *, exclude_job_id: int | None = None) -> int: ...
-
-    def active_jobs(self, user) -> int: ...
-
-
-_job_usage: JobUsage | None = None
-
-
-def register_job_usage(source: JobUsage) -> None:
-    global _job_usage
-    _job_usage = source
-
-
-def _usage() -> JobUsage:
-    if _job_usage is None:
-        raise ImproperlyConfigured("No job usage source: the downloads app registers one in its ready().")
-    return _job_usage
-
-
 def storage_committed(user, *, exclude_job_id: int | None = None) -> int:
     """Bytes the user's jobs hold or will hold on disk (full size of unfinished jobs: they will grow)."""
-    return _usage().storage_committed(user, exclude_job_id=exclude_job_id)
+    from downloads.models import Job
+
+    jobs = Job.objects.filter(user=user, data_deleted_at__isnull=True)
+    if exclude_job_id:
+        jobs = jobs.exclude(pk=exclude_job_id)
+    return jobs.aggregate(total=Coalesce(Sum(Coalesce("size_bytes", "downloaded_bytes")), 0))["total"]
 
 
 def active_job_count(user) -> int:
-    return _usage().active_jobs(user)
+    from downloads.models import Job
+
+    return Job.objects.for_user(user).active().count()
 
 
 def month_start(today: dt.date | None = None) -> dt.date:
@@ -226,3 +209,73 @@ def usage_summary(user) -> UsageSummary:
         retention_days=plan.retention_days,
         allowed_backends=list(plan.allowed_backends),
     )
+
+
+# --- retention --------------------------------------------------------------------------------------
+
+
+def expired_jobs(now=None):
+    """Finished jobs whose files outlived their owner's plan retention."""
+    from downloads.models import TERMINAL, Job
+
+    now = now or timezone.now()
+    candidates = Job.objects.filter(
+        status__in=TERMINAL, data_deleted_at__isnull=True, finished_at__isnull=False
+    ).select_related("user")
+    plans: dict[int, Plan] = {}
+    for job in candidates.iterator():
+        plan = plans.get(job.user_id) or plans.setdefault(job.user_id, current_plan(job.user))
+        if plan.retention_days and job.finished_at + dt.timedelta(days=plan.retention_days) <= now:
+            yield job
+
+
+def apply_retention(now=None) -> int:
+    """Remove the files of finished jobs past retention; each removal is an event and an audit row."""
+    from downloads.services import remove_job_data
+
+    count = 0
+    for job in expired_jobs(now):
+        remove_job_data(job, reason_code="retention", reason="Files removed: the plan's retention period ended.")
+        count += 1
+    return count
+
+
+# --- upgrade requests (the Plans page's "upgrade" button; an operator answers in the admin) -------------
+
+
+class UpgradePending(Conflict):
+    code = "upgrade_pending"
+
+
+class UpgradeNotNeeded(Conflict):
+    code = "upgrade_not_needed"
+
+
+@transaction.atomic
+def request_upgrade(user, plan: Plan) -> UpgradeRequest:
+    """Ask the operators for `plan`; audited. One open request per plan; asking for your own plan is refused."""
+    current = current_plan(user)
+    if current.pk == plan.pk:
+        raise UpgradeNotNeeded(f"You are already on the {plan.name} plan.")
+    try:
+        with transaction.atomic():  # the open-request constraint decides between two clicks at once
+            upgrade = UpgradeRequest.objects.create(user=user, plan=plan, from_plan=current.name)
+    except IntegrityError:
+        raise UpgradePending(f"You already asked for the {plan.name} plan; an operator will answer soon.") from None
+    record_audit("plan.upgrade_request", actor=user, target=upgrade, plan=plan.name, from_plan=current.name)
+    return upgrade
+
+
+@transaction.atomic
+def answer_upgrade(actor, upgrade: UpgradeRequest, *, assign: bool) -> bool:
+    """Operator: assign the requested plan (from now on, no expiry) or decline. False if already answered."""
+    updated = UpgradeRequest.objects.filter(pk=upgrade.pk, status=UpgradeRequest.Status.OPEN).update(
+        status=UpgradeRequest.Status.ASSIGNED if assign else UpgradeRequest.Status.DECLINED,
+        handled_at=timezone.now(), handled_by=actor)
+    if not updated:
+        return False
+    if assign:
+        assign_plan(upgrade.user, upgrade.plan, actor=actor, note=f"Upgrade request #{upgrade.pk}")
+    record_audit("plan.upgrade_assigned" if assign else "plan.upgrade_declined", actor=actor, target=upgrade,
+                 plan=upgrade.plan.name, user=upgrade.user.email)
+    return True

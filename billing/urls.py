@@ -8,4 +8,6 @@ app_name = "billing"
 
 urlpatterns = [
     path("usage/", views.usage, name="usage"),
+    path("plans/", views.plans, name="plans"),
+    path("plans/<int:pk>/upgrade/", views.upgrade, name="upgrade"),
 ]

@@ -105,6 +105,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "seedr.context_processors.seedr",
                 "servers.context_processors.servers",
+                "config.nav.sidebar",
             ],
         },
     },

@@ -192,6 +192,21 @@ def _blank_card() -> dict:
     return {"id": "", "name": "", "status": "queued", "status_display": "", "percent": 0, "actions": set()}
 
 
+SPEED_SAMPLES = 120
+
+
+def speed_samples(job: Job) -> dict[str, list]:
+    """The job's recent rates from its progress and status events (the speed sparkline's first points)."""
+    events = services.recent_events(job, limit=SPEED_SAMPLES, include_progress=True)
+    points = [(e.created_at.timestamp(), e.data or {}) for e in events
+              if e.kind in (EventKind.PROGRESS, EventKind.STATUS) and "download_rate" in (e.data or {})]
+    return {
+        "t": [round(t, 3) for t, _ in points],
+        "down": [data.get("download_rate") or 0 for _, data in points],
+        "up": [data.get("upload_rate") or 0 for _, data in points],
+    }
+
+
 @policy_required
 @ensure_csrf_cookie
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -207,6 +222,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
             for f in job.files.all()[:SERVER_FILE_LIMIT]
         ],
         "events": [{"event": e, "text": event_text(e)} for e in shown],
+        "speed": speed_samples(job),
         "config": _page_config(jobId=job.pk, filesUrl=reverse("job-files", args=[job.pk]),
                                fileUrl=reverse("file-detail", args=[0])),
     })

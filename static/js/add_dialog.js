@@ -245,8 +245,33 @@
 
   function added(jobs) {
     for (const job of jobs) document.dispatchEvent(new CustomEvent("flotilla:job-added", { detail: job }));
-    if (jobs.length === 1) F.announce(`Added ${jobs[0].name}.`);
-    else if (jobs.length) F.announce(`Added ${jobs.length} downloads.`);
+    if (jobs.length === 1) F.toast(`Added ${jobs[0].name}.`);
+    else if (jobs.length) F.toast(`Added ${jobs.length} downloads.`);
+  }
+
+  // Optimistic cards: the dashboard shows a placeholder the moment a request leaves, replaced by the real
+  // card (or removed, with the error) when the answer comes; a fetched .torrent link can take seconds.
+  let pendingSeq = 0;
+  function magnetName(text) {
+    try {
+      return new URLSearchParams(text.slice(text.indexOf("?") + 1)).get("dn") || "";
+    } catch (err) {
+      return "";
+    }
+  }
+
+  async function withPlaceholders(names, send) {
+    const keys = names.map((name) => {
+      pendingSeq += 1;
+      const key = `pending-${pendingSeq}`;
+      document.dispatchEvent(new CustomEvent("flotilla:job-adding", { detail: { key, name: name || "New download" } }));
+      return key;
+    });
+    try {
+      return await send();
+    } finally {
+      for (const key of keys) document.dispatchEvent(new CustomEvent("flotilla:job-settled", { detail: { key } }));
+    }
   }
 
   async function submitMagnet() {
@@ -258,7 +283,8 @@
     }
     const value = magnetInput.value.trim();
     const source = WEB_LINK.test(value) ? { url: value } : { magnet: value };
-    const job = await F.api("POST", config.apiJobs, { ...source, backend: backendSelect.value });
+    const name = source.magnet ? magnetName(value) : decodeURIComponent(value.split("/").pop() || "");
+    const job = await withPlaceholders([name], () => F.api("POST", config.apiJobs, { ...source, backend: backendSelect.value }));
     added([job]);
     return true;
   }
@@ -271,9 +297,10 @@
       return false;
     }
     // The whole text goes up so the server's line numbers match what the user sees.
-    const result = await F.api("POST", config.apiBatches, {
+    const names = lines.filter((l) => !l.problem).map((l) => magnetName(l.text));
+    const result = await withPlaceholders(names, () => F.api("POST", config.apiBatches, {
       magnets: batchInput.value, backend: backendSelect.value, name: batchName.value.trim(),
-    });
+    }));
     added(result.jobs || []);
     const errors = result.errors || [];
     if (!errors.length) return true;
@@ -297,7 +324,7 @@
     const body = new FormData();
     body.append("torrent", file, file.name);
     body.append("backend", backendSelect.value);
-    const job = await F.api("POST", config.apiJobs, body);
+    const job = await withPlaceholders([file.name.replace(/\.torrent$/i, "")], () => F.api("POST", config.apiJobs, body));
     added([job]);
     return true;
   }
@@ -321,6 +348,7 @@
       }
     } catch (err) {
       showErrors(F.errorLines(err));
+      F.toastError(err);
     } finally {
       submit.disabled = false;
       submit.removeAttribute("aria-busy");

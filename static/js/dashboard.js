@@ -26,9 +26,54 @@
   const matches = (job) => (!filter || filter.has(job.status)) && (!backend || job.backend === backend);
   const cardFor = (id) => list.querySelector(`.job-card[data-job-id="${id}"]`);
 
+  const search = document.getElementById("job-search");
+  const searchEmpty = document.getElementById("search-empty");
+
   function refreshEmpty() {
-    if (empty) empty.hidden = list.querySelector(".job-card") !== null;
+    if (empty) empty.hidden = list.querySelector(".job-card, .optimistic") !== null;
+    applySearch();
   }
+
+  /** The search box filters the cards on this page by name (as you type; no request). */
+  function applySearch() {
+    if (!search) return;
+    const words = search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+    let shown = 0;
+    const cards = list.querySelectorAll(".job-card");
+    for (const card of cards) {
+      const name = (card.querySelector('[data-f="name"]').textContent || "").toLowerCase();
+      card.hidden = !words.every((w) => name.includes(w));
+      if (!card.hidden) shown += 1;
+    }
+    if (searchEmpty) searchEmpty.hidden = !(words.length && cards.length && !shown);
+  }
+  if (search) search.addEventListener("input", applySearch);
+
+  // Placeholders while an add request is on its way (static/js/add_dialog.js).
+  document.addEventListener("flotilla:job-adding", (ev) => {
+    const card = document.createElement("article");
+    card.className = "card optimistic";
+    card.dataset.pending = ev.detail.key;
+    card.setAttribute("aria-busy", "true");
+    const head = document.createElement("div");
+    head.className = "row job-head";
+    const title = document.createElement("h3");
+    title.textContent = ev.detail.name;
+    const badge = document.createElement("span");
+    badge.className = "badge badge-starting";
+    badge.textContent = "Adding…";
+    head.append(title, badge);
+    const bar = document.createElement("span");
+    bar.className = "skeleton line-l";
+    card.append(head, bar);
+    list.prepend(card);
+    refreshEmpty();
+  });
+  document.addEventListener("flotilla:job-settled", (ev) => {
+    const card = list.querySelector(`[data-pending="${ev.detail.key}"]`);
+    if (card) card.remove();
+    refreshEmpty();
+  });
 
   function insertCard(job) {
     const fragment = template.content.cloneNode(true);
@@ -37,6 +82,7 @@
     // Newest first: before the first card with a smaller id.
     const next = Array.from(list.querySelectorAll(".job-card")).find((c) => Number(c.dataset.jobId) < job.id);
     list.insertBefore(card, next || null);
+    card.animate([{ opacity: 0 }, { opacity: 1 }], { duration: 200 });
     refreshEmpty();
     return card;
   }
@@ -164,6 +210,8 @@
     pending.forEach(apply);
   }
 
+  const DONE = { pause: "Paused", resume: "Resumed", cancel: "Cancelled", retry: "Retrying", delete: "Deleted" };
+
   async function onAction(button) {
     const card = button.closest(".job-card");
     const id = Number(card.dataset.jobId);
@@ -178,12 +226,13 @@
       const result = await F.runAction(config, action, id);
       if (action === "delete") {
         forget(id);
-        F.announce(`${job.name} deleted.`);
       } else if (result) {
         applyRead(result, before);
       }
+      F.toast(`${DONE[action] || action} ${job.name}.`);
     } catch (err) {
       error.textContent = F.errorLines(err).join(" ");
+      F.toastError(err);
     } finally {
       button.disabled = false;
     }

@@ -100,6 +100,71 @@
     window.setTimeout(() => { announcer.textContent = text; }, 50);
   }
 
+  // --- toasts: every action says how it went (success, or the API error's `detail`) ----------------
+
+  const TOAST_ICONS = { success: "check", error: "alert", info: "info" };
+  const TOAST_MS = { success: 5000, info: 5000, error: 10000 };
+
+  /** An inline SVG icon from the page's sprite (templates/partials/icons.html); never an emoji. */
+  function icon(name, extra) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("class", extra ? `icon ${extra}` : "icon");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    const use = document.createElementNS(ns, "use");
+    use.setAttribute("href", `#i-${name}`);
+    svg.append(use);
+    return svg;
+  }
+
+  /** Show a toast; kind is "success", "error" or "info". Errors are alerts, the rest polite status. */
+  function toast(text, kind = "success") {
+    const box = document.getElementById("toasts");
+    if (!box) return null;
+    const item = document.createElement("li");
+    item.className = `toast ${kind}`;
+    item.setAttribute("role", kind === "error" ? "alert" : "status");
+    const message = document.createElement("p");
+    message.textContent = text;
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "ghost";
+    close.setAttribute("aria-label", "Dismiss notification");
+    close.append(icon("close"));
+    close.addEventListener("click", () => item.remove());
+    item.append(icon(TOAST_ICONS[kind] || "info"), message, close);
+    box.append(item);
+    let timer = window.setTimeout(() => item.remove(), TOAST_MS[kind] || 5000);
+    // Keep a toast while the pointer or focus is on it (WCAG 2.2.1: enough time to read).
+    item.addEventListener("mouseenter", () => window.clearTimeout(timer));
+    item.addEventListener("focusin", () => window.clearTimeout(timer));
+    item.addEventListener("mouseleave", () => { timer = window.setTimeout(() => item.remove(), 2000); });
+    return item;
+  }
+
+  /** The toast of a failed request: the API's own sentence (`detail`), with its per-line details. */
+  function toastError(err) {
+    return toast(err instanceof ApiError ? errorLines(err).join(" ") : String(err.message || err), "error");
+  }
+
+  // --- file types (by mime, then by extension) ------------------------------------------------------
+
+  const SUBTITLE_EXT = /\.(srt|vtt|ass|ssa|sub|idx)$/i;
+  const ARCHIVE_EXT = /\.(zip|rar|7z|tar|gz|bz2|xz|zst|iso)$/i;
+
+  /** "video", "audio", "image", "archive", "subtitle", "text" or "file": picks the file's icon. */
+  function fileKind(mime, name) {
+    const type = (mime || "").toLowerCase();
+    if (SUBTITLE_EXT.test(name || "") || type === "text/vtt" || type.includes("subrip")) return "subtitle";
+    if (type.startsWith("video/")) return "video";
+    if (type.startsWith("audio/")) return "audio";
+    if (type.startsWith("image/")) return "image";
+    if (ARCHIVE_EXT.test(name || "") || /(zip|rar|7z|tar|gzip|compressed|iso9660)/.test(type)) return "archive";
+    if (type.startsWith("text/") || type === "application/pdf" || type === "application/json") return "text";
+    return "file";
+  }
+
   const ACTION_LABELS = { pause: "Pause", resume: "Resume", cancel: "Cancel", retry: "Retry", delete: "Delete" };
 
   function detailUrl(config, id) {
@@ -200,6 +265,6 @@
 
   window.Flotilla = {
     formatBytes, formatRate, formatEta, readJSON, cookie, api, ApiError, errorLines, announce,
-    fillJob, applyEvent, runAction, eventText, detailUrl, ACTION_LABELS,
+    fillJob, applyEvent, runAction, eventText, detailUrl, ACTION_LABELS, toast, toastError, icon, fileKind,
   };
 })();

@@ -138,6 +138,7 @@
       // Only announce real changes: retry countdowns would chatter on screen readers.
       if (state !== last || state !== "reconnecting") text.textContent = label;
       root.dataset.state = state;
+      document.documentElement.dataset.live = state; // the phone bar's dot
       last = state;
     };
   }

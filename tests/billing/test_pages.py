@@ -1,13 +1,17 @@
 """The usage page: plan limits, what is used, and the last 30 days of metering."""
 
 import datetime as dt
+import json
 import re
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import UsageDay
+from accounts.models import AuditLog
+from billing import services
+from billing.models import UpgradeRequest, UsageDay
+from billing.services import current_plan
 from downloads.models import Status
 from tests.billing.factories import GIB, PlanAssignmentFactory, PlanFactory
 from tests.downloads.factories import JobFactory
@@ -114,3 +118,111 @@ def test_usage_page_shows_the_seeding_rules_of_the_plan(client_user, user, setti
         assert rules[-1] == "The download shows Completed when seeding ends; its files are available all along."
         rules = rules[:-1]
     assert rules == expected
+
+
+# --- the usage page's charts (data handed to static/js/usage.js) ------------------------------------------
+
+
+def json_script(html: str, element_id: str):
+    match = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', html, re.S)
+    assert match, f"no json_script {element_id}"
+    return json.loads(match.group(1))
+
+
+@pytest.mark.django_db
+def test_transfer_chart_has_every_day_of_the_month_so_far(client_user, user, other_user):
+    today = timezone.now().date()
+    first = today.replace(day=1)
+    UsageDay.objects.create(user=user, day=first, bytes_downloaded=3 * MIB, bytes_delivered=MIB)
+    UsageDay.objects.create(user=user, day=today, bytes_downloaded=5 * MIB)
+    UsageDay.objects.create(user=user, day=first - dt.timedelta(days=1), bytes_downloaded=7 * MIB)  # last month
+    UsageDay.objects.create(user=other_user, day=today, bytes_downloaded=11 * MIB)
+    data = json_script(client_user.get(USAGE).content.decode(), "transfer-data")
+    assert len(data["t"]) == today.day
+    assert data["t"][0] == int(dt.datetime(first.year, first.month, 1, tzinfo=dt.UTC).timestamp())
+    assert data["downloaded"][0] == 3 * MIB and data["delivered"][0] == MIB
+    assert data["downloaded"][-1] == (5 * MIB if today != first else 3 * MIB)
+    assert sum(data["downloaded"]) == (8 * MIB if today != first else 3 * MIB)
+
+
+@pytest.mark.django_db
+def test_storage_chart_lists_largest_jobs_and_groups_the_rest(client_user, user, other_user):
+    for n in range(14):
+        JobFactory(user=user, name=f"Job {n:02}", size_bytes=(n + 1) * MIB)
+    JobFactory(user=user, name="Removed", size_bytes=999 * MIB, data_deleted_at=timezone.now())
+    JobFactory(user=other_user, name="Not mine", size_bytes=500 * MIB)
+    data = json_script(client_user.get(USAGE).content.decode(), "storage-data")
+    assert data["names"][:3] == ["Job 13", "Job 12", "Job 11"]
+    assert len(data["names"]) == 13 and data["names"][-1] == "Other downloads"
+    assert data["bytes"][-1] == (1 + 2) * MIB  # Job 00 and Job 01
+    assert "Removed" not in data["names"] and "Not mine" not in data["names"]
+
+
+# --- the Plans page and upgrade requests ------------------------------------------------------------------
+
+PLANS = "/plans/"
+
+
+@pytest.mark.django_db
+class TestPlansPage:
+    def test_lists_plans_with_limits_and_marks_mine(self, client_user, user):
+        gold = PlanFactory(name="Gold", max_storage_bytes=0, monthly_transfer_bytes=2 * GIB, max_active_jobs=9)
+        PlanAssignmentFactory(user=user, plan=PlanFactory(name="Silver"))
+        html = client_user.get(PLANS).content.decode()
+        assert reverse("billing:plans") == PLANS
+        gold_card = html[html.index(f'id="plan-{gold.pk}"'):]
+        gold_card = gold_card[:gold_card.index("</article>")]
+        assert "<dt>Storage</dt><dd>Unlimited</dd>" in gold_card
+        assert "<dt>Transfer per month</dt><dd>2.0 GiB</dd>" in gold_card
+        assert "<dt>Downloads at once</dt><dd>9</dd>" in gold_card
+        assert "Request the Gold plan</button>" in gold_card
+        silver = html[html.index(">Silver</h2>"):]
+        silver = silver[:silver.index("</article>")]
+        assert "Your plan" in silver and "Request the" not in silver
+        assert 'href="/plans/" aria-current="page">Plans</a>' in html  # the sidebar marks the page
+
+    def test_upgrade_request_is_recorded_audited_and_shown(self, client_user, user):
+        gold = PlanFactory(name="Gold")
+        response = client_user.post(reverse("billing:upgrade", args=[gold.pk]), follow=True)
+        request = UpgradeRequest.objects.get()
+        assert (request.user, request.plan, request.status) == (user, gold, "open")
+        assert request.from_plan == current_plan(user).name
+        audit = AuditLog.objects.get(action="plan.upgrade_request")
+        assert audit.actor == user and audit.target_id == str(request.pk)
+        html = response.content.decode()
+        assert "Request sent: an operator will move you to the Gold plan." in html  # the toast's text
+        assert "Requested: waiting for an operator" in html
+
+    def test_second_request_and_own_plan_are_refused_with_the_reason(self, client_user, user):
+        gold = PlanFactory(name="Gold")
+        client_user.post(reverse("billing:upgrade", args=[gold.pk]))
+        html = client_user.post(reverse("billing:upgrade", args=[gold.pk]), follow=True).content.decode()
+        assert "You already asked for the Gold plan" in html
+        mine = current_plan(user)
+        html = client_user.post(reverse("billing:upgrade", args=[mine.pk]), follow=True).content.decode()
+        assert f"You are already on the {mine.name} plan." in html
+        assert UpgradeRequest.objects.count() == 1
+
+    def test_upgrade_needs_post_and_an_existing_plan(self, client_user):
+        assert client_user.get(reverse("billing:upgrade", args=[PlanFactory().pk])).status_code == 405
+        assert client_user.post(reverse("billing:upgrade", args=[999_999])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_operator_assigns_or_declines_requests_in_the_admin(client, admin_user, user, other_user):
+    gold = PlanFactory(name="Gold")
+    first = services.request_upgrade(user, gold)
+    second = services.request_upgrade(other_user, gold)
+    client.force_login(admin_user)
+    changelist = reverse("admin:billing_upgraderequest_changelist")
+    html = client.get(changelist).content.decode()
+    assert "alice@example.com" in html and "mallory@example.com" in html
+    client.post(changelist, {"action": "assign_plan", "_selected_action": [first.pk]})
+    client.post(changelist, {"action": "decline", "_selected_action": [second.pk, first.pk]})
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.handled_by) == ("assigned", admin_user)
+    assert (second.status, second.handled_by) == ("declined", admin_user)
+    assert current_plan(user) == gold and current_plan(other_user) != gold
+    assert set(AuditLog.objects.filter(action__startswith="plan.upgrade_").values_list("action", flat=True)) == {
+        "plan.upgrade_request", "plan.upgrade_assigned", "plan.upgrade_declined"}

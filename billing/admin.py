@@ -3,17 +3,72 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import Case, IntegerField, OuterRef, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts import services as accounts
-from accounts.admin import AuditedAdmin, ReadOnlyAdmin, ServiceDeleteMixin, report
+from accounts.admin import AuditedAdmin, ReadOnlyAdmin, ReadOnlyInline, ServiceDeleteMixin, UserAdmin, report
+from accounts.models import User
 from billing import services
 from billing.models import Plan, PlanAssignment, UpgradeRequest, UsageDay
 
 
 def _limit(value: int) -> str:
     return "unlimited" if not value else filesizeformat(value)
+
+
+# --- users, with their plan --------------------------------------------------------------------------
+
+
+class PlanAssignmentInline(ReadOnlyInline):
+    model = PlanAssignment
+    fields = ("plan", "starts_at", "expires_at", "note")
+    readonly_fields = fields
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("plan")
+
+
+def _current_plan_name() -> Coalesce:
+    """The plan `billing.services.current_plan` would pick, as a subquery (one query for the whole page)."""
+    assignment = (
+        PlanAssignment.objects.current().filter(user=OuterRef("pk")).order_by("-starts_at", "-id").values("plan__name")
+    )
+    default = Plan.objects.filter(is_default=True).order_by("id").values("name")
+    return Coalesce(Subquery(assignment[:1]), Subquery(default[:1]))
+
+
+class PlanUserAdmin(UserAdmin):
+    """The console's user admin: accounts' own, plus each user's current plan (a column, an inline of the
+    assignments and a link to assign one). Registered here, in place of accounts', because billing sits
+    above accounts: accounts never imports billing."""
+
+    list_display = ("email", "role", "is_active", "email_verified", "current_plan", "date_joined", "last_login")
+    inlines = (PlanAssignmentInline, *UserAdmin.inlines)
+    fieldsets = (*UserAdmin.fieldsets[:3], ("Plan", {"fields": ("assign_plan_link",)}), *UserAdmin.fieldsets[3:])
+    readonly_fields = (*UserAdmin.readonly_fields, "assign_plan_link")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(current_plan_name=_current_plan_name())
+
+    @admin.display(description="Plan")
+    def current_plan(self, obj: User) -> str:
+        return obj.current_plan_name or "—"
+
+    @admin.display(description="Plan assignment")
+    def assign_plan_link(self, obj: User) -> str:
+        if obj.pk is None:
+            return "—"
+        url = reverse("admin:billing_planassignment_add") + f"?user={obj.pk}"
+        return format_html('<a href="{}">Assign a plan…</a> (current: {})', url, obj.current_plan_name or "—")
+
+
+admin.site.unregister(User)
+admin.site.register(User, PlanUserAdmin)
 
 
 @admin.register(Plan)

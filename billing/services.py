@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Protocol
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import F, OuterRef, Subquery, Sum, Value
 from django.db.models.expressions import Expression
@@ -44,8 +46,6 @@ def current_plan(user) -> Plan:
 
 @transaction.atomic
 def assign_plan(user, plan: Plan, *, actor=None, starts_at=None, expires_at=None, note: str = "") -> PlanAssignment:
-    from accounts.audit import record_audit
-
     assignment = PlanAssignment(user=user, plan=plan, starts_at=starts_at or timezone.now(), expires_at=expires_at,
                                 note=note)
     assignment.full_clean()
@@ -58,20 +58,37 @@ def assign_plan(user, plan: Plan, *, actor=None, starts_at=None, expires_at=None
 # --- what is in use ---------------------------------------------------------------------------------
 
 
+# The spine measures what a user's jobs use and registers itself here in DownloadsConfig.ready()
+# (downloads/usage.py): billing sits below the spine, which checks quotas through it, so it never reads jobs.
+
+
+class JobUsage(Protocol):
+    def storage_committed(self, user, *, exclude_job_id: int | None = None) -> int: ...
+
+    def active_jobs(self, user) -> int: ...
+
+
+_job_usage: JobUsage | None = None
+
+
+def register_job_usage(source: JobUsage) -> None:
+    global _job_usage
+    _job_usage = source
+
+
+def _usage() -> JobUsage:
+    if _job_usage is None:
+        raise ImproperlyConfigured("No job usage source: the downloads app registers one in its ready().")
+    return _job_usage
+
+
 def storage_committed(user, *, exclude_job_id: int | None = None) -> int:
     """Bytes the user's jobs hold or will hold on disk (full size of unfinished jobs: they will grow)."""
-    from downloads.models import Job
-
-    jobs = Job.objects.filter(user=user, data_deleted_at__isnull=True)
-    if exclude_job_id:
-        jobs = jobs.exclude(pk=exclude_job_id)
-    return jobs.aggregate(total=Coalesce(Sum(Coalesce("size_bytes", "downloaded_bytes")), 0))["total"]
+    return _usage().storage_committed(user, exclude_job_id=exclude_job_id)
 
 
 def active_job_count(user) -> int:
-    from downloads.models import Job
-
-    return Job.objects.for_user(user).active().count()
+    return _usage().active_jobs(user)
 
 
 def month_start(today: dt.date | None = None) -> dt.date:
@@ -209,35 +226,6 @@ def usage_summary(user) -> UsageSummary:
         retention_days=plan.retention_days,
         allowed_backends=list(plan.allowed_backends),
     )
-
-
-# --- retention --------------------------------------------------------------------------------------
-
-
-def expired_jobs(now=None):
-    """Finished jobs whose files outlived their owner's plan retention."""
-    from downloads.models import TERMINAL, Job
-
-    now = now or timezone.now()
-    candidates = Job.objects.filter(
-        status__in=TERMINAL, data_deleted_at__isnull=True, finished_at__isnull=False
-    ).select_related("user")
-    plans: dict[int, Plan] = {}
-    for job in candidates.iterator():
-        plan = plans.get(job.user_id) or plans.setdefault(job.user_id, current_plan(job.user))
-        if plan.retention_days and job.finished_at + dt.timedelta(days=plan.retention_days) <= now:
-            yield job
-
-
-def apply_retention(now=None) -> int:
-    """Remove the files of finished jobs past retention; each removal is an event and an audit row."""
-    from downloads.services import remove_job_data
-
-    count = 0
-    for job in expired_jobs(now):
-        remove_job_data(job, reason_code="retention", reason="Files removed: the plan's retention period ended.")
-        count += 1
-    return count
 
 
 # --- upgrade requests (the Plans page's "upgrade" button; an operator answers in the admin) -------------

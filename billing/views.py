@@ -7,8 +7,6 @@ import datetime as dt
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Sum
-from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -20,10 +18,8 @@ from billing.presentation import plan_card, seeding_rules, usage_meters
 from billing.services import current_plan, request_upgrade, usage_summary
 from config.errors import DomainError
 from config.formatting import human_bytes
-from downloads.models import Job
 
 HISTORY_DAYS = 30
-STORAGE_CHART_JOBS = 12
 
 
 def transfer_by_day(user, today: dt.date) -> dict[str, list]:
@@ -36,20 +32,6 @@ def transfer_by_day(user, today: dt.date) -> dict[str, list]:
         "downloaded": [rows[d].bytes_downloaded if d in rows else 0 for d in days],
         "delivered": [rows[d].bytes_delivered if d in rows else 0 for d in days],
     }
-
-
-def storage_by_job(user) -> dict[str, list]:
-    """The jobs holding the most bytes on disk (what the storage meter sums), largest first, the rest as one bar."""
-    jobs = (Job.objects.for_user(user).filter(data_deleted_at__isnull=True)
-            .annotate(held=Coalesce("size_bytes", "downloaded_bytes")).filter(held__gt=0).order_by("-held", "-id"))
-    top = list(jobs.values_list("id", "name", "held")[:STORAGE_CHART_JOBS])
-    names = [name or f"Job {pk}" for pk, name, _ in top]
-    sizes = [held for _, _, held in top]
-    rest = jobs.exclude(pk__in=[pk for pk, _, _ in top]).aggregate(total=Sum("held"))["total"] or 0
-    if rest:
-        names.append("Other downloads")
-        sizes.append(rest)
-    return {"names": names, "bytes": sizes}
 
 
 @policy_required
@@ -70,7 +52,6 @@ def usage(request: HttpRequest) -> HttpResponse:
         "days": rows,
         "seeding_rules": seeding_rules(current_plan(request.user), idle_minutes=settings.SEED_IDLE_MINUTES),
         "transfer_chart": transfer_by_day(request.user, timezone.now().date()),
-        "storage_chart": storage_by_job(request.user),
     })
 
 

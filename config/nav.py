@@ -18,9 +18,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
-from django.utils.functional import SimpleLazyObject
-
-from billing.services import current_plan
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,8 @@ def entries_for(request: HttpRequest) -> list[dict]:
 
 
 def sidebar(request: HttpRequest) -> dict:
-    """Context processor: the sidebar's entries and the user's plan badge (signed-in pages only)."""
+    """Context processor: the sidebar's entries (signed-in pages only). The plan badge beside them comes from
+    billing.context_processors (config sits below every app and imports none)."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
@@ -72,8 +70,6 @@ def sidebar(request: HttpRequest) -> dict:
         "nav_main": [e for e in entries if e["section"] == "main"],
         "nav_account": [e for e in entries if e["section"] == "account"],
         "nav_operators": [e for e in entries if e["section"] == "operators"],
-        # Lazy: pages that already show the plan (the usage panel) spare the queries (sidebar.html).
-        "plan_badge": SimpleLazyObject(lambda: current_plan(user).name),
     }
 
 

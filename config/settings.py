@@ -106,6 +106,7 @@ TEMPLATES = [
                 "seedr.context_processors.seedr",
                 "servers.context_processors.servers",
                 "config.nav.sidebar",
+                "billing.context_processors.plan_badge",
             ],
         },
     },

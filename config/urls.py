@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from downloads import pages as downloads_pages
 from downloads.metrics import metrics_view
 from downloads.views import healthz
 
@@ -17,6 +18,8 @@ urlpatterns = [
     path("prowlarr/", include("indexers.prowlarr.urls")),  # Prowlarr API v1 for AudioBookRequest (issue 12)
     path("torznab/", include("indexers.torznab.urls")),  # Torznab feeds for the *arr apps (issue 12)
     path("accounts/", include("accounts.urls")),
+    # The usage page (billing) draws its storage chart from the spine's jobs; billing itself never reads them.
+    path("usage/storage-by-download.json", downloads_pages.storage_chart, name="storage-by-download"),
     path("", include("billing.urls")),
     path("", include("downloads.urls")),
     path("", include("seedr.urls")),

@@ -9,7 +9,9 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -266,3 +268,28 @@ def failover_policy(request: HttpRequest) -> HttpResponse:
         name for runner in backends.registered().values() for name, _ in runner.choices(request.user))]))
     return render(request, "downloads/failover.html", {"nav": "failover", "form": form, "source": source,
                                                         "choices": choices})
+
+
+# --- the usage page's storage chart (billing sits below the spine and never reads jobs) ---------------------
+
+STORAGE_CHART_JOBS = 12
+
+
+def storage_by_job(user) -> dict[str, list]:
+    """The jobs holding the most bytes on disk (what the storage meter sums), largest first, the rest as one bar."""
+    jobs = (Job.objects.for_user(user).filter(data_deleted_at__isnull=True)
+            .annotate(held=Coalesce("size_bytes", "downloaded_bytes")).filter(held__gt=0).order_by("-held", "-id"))
+    top = list(jobs.values_list("id", "name", "held")[:STORAGE_CHART_JOBS])
+    names = [name or f"Job {pk}" for pk, name, _ in top]
+    sizes = [held for _, _, held in top]
+    rest = jobs.exclude(pk__in=[pk for pk, _, _ in top]).aggregate(total=Sum("held"))["total"] or 0
+    if rest:
+        names.append("Other downloads")
+        sizes.append(rest)
+    return {"names": names, "bytes": sizes}
+
+
+@policy_required
+def storage_chart(request: HttpRequest) -> JsonResponse:
+    """GET /usage/storage-by-download.json: the usage page loads its storage chart from here."""
+    return JsonResponse(storage_by_job(request.user))

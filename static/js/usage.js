@@ -21,11 +21,25 @@
       ],
     });
   }
-  const storage = F.readJSON("storage-data");
-  if (storage && storage.names.length) {
-    mount("storage-chart", {
-      kind: "bars", x: storage.names.map((_, i) => i), categories: storage.names, y: "bytes", height: 220,
-      series: [{ label: "Stored", values: storage.bytes, color: "chart-2" }],
+  // Storage by download comes from the spine (downloads.pages.storage_chart): a skeleton until it arrives.
+  const storageEl = document.getElementById("storage-chart");
+  if (storageEl) {
+    F.api("GET", storageEl.dataset.src).then((storage) => {
+      if (!storage.names.length) {
+        storageEl.hidden = true;
+        document.getElementById("storage-empty").hidden = false;
+        return;
+      }
+      storageEl.setAttribute("aria-label", `Storage held by each download: ${storage.names.map(
+        (name, i) => `${name} ${F.formatBytes(storage.bytes[i])}`).join(", ")}`);
+      mount("storage-chart", {
+        kind: "bars", x: storage.names.map((_, i) => i), categories: storage.names, y: "bytes", height: 220,
+        series: [{ label: "Stored", values: storage.bytes, color: "chart-2" }],
+      });
+    }).catch((err) => {
+      storageEl.replaceChildren();
+      document.getElementById("storage-error").textContent = `The storage chart could not load: ${err.message}`;
+      F.toastError(err);
     });
   }
 })();

@@ -151,7 +151,9 @@ def test_storage_chart_lists_largest_jobs_and_groups_the_rest(client_user, user,
         JobFactory(user=user, name=f"Job {n:02}", size_bytes=(n + 1) * MIB)
     JobFactory(user=user, name="Removed", size_bytes=999 * MIB, data_deleted_at=timezone.now())
     JobFactory(user=other_user, name="Not mine", size_bytes=500 * MIB)
-    data = json_script(client_user.get(USAGE).content.decode(), "storage-data")
+    html = client_user.get(USAGE).content.decode()
+    assert 'data-src="/usage/storage-by-download.json"' in html
+    data = client_user.get("/usage/storage-by-download.json").json()
     assert data["names"][:3] == ["Job 13", "Job 12", "Job 11"]
     assert len(data["names"]) == 13 and data["names"][-1] == "Other downloads"
     assert data["bytes"][-1] == (1 + 2) * MIB  # Job 00 and Job 01

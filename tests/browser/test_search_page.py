@@ -17,15 +17,11 @@ from tests import procs
 from tests.accounts.factories import UserFactory
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
 from tests.browser.conftest import EXTRA_ENV, log_in
+from tests.browser.test_accessibility import axe_violations
 from tests.browser.test_dashboard import card
 from tests.fakes.mam_fake import sample_torrent
 from tests.fakes.torznab_fake import FakeTorznab
 from tests.indexers.factories import IndexerFactory
-
-try:  # the UI's axe-core helper (tests/browser/test_accessibility.py), where the tree has it
-    from tests.browser.test_accessibility import axe_violations
-except ImportError:  # pragma: no cover - trees without it
-    axe_violations = None
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -82,8 +78,7 @@ class Bodies:
 
 
 def check_accessibility(page: Page) -> None:
-    if axe_violations is not None:
-        assert axe_violations(page) == []
+    assert axe_violations(page) == []
 
 
 def test_add_test_search_and_grab_onto_the_engine(page: Page, live_server_url, alice, feed):
@@ -130,9 +125,8 @@ def test_add_test_search_and_grab_onto_the_engine(page: Page, live_server_url, a
     page.goto("/search/")
     check_accessibility(page)
     box = page.get_by_label("Search your indexers")
-    if page.locator("script[src*='/js/app.']").count():  # the layout's keyboard shortcuts: "/" focuses the box
-        page.keyboard.press("/")
-        expect(box).to_be_focused()
+    page.keyboard.press("/")  # the layout's keyboard shortcut focuses the box
+    expect(box).to_be_focused()
     box.fill("andy weir")
     page.get_by_role("button", name="Search", exact=True).click()
     rows = page.locator("#result-rows tr[data-result-id]")

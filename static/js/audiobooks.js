@@ -5,37 +5,10 @@
 (function () {
   "use strict";
 
-  const script = document.currentScript;
   const config = JSON.parse(document.getElementById("audiobooks-config").textContent);
   const ACTIVE = new Set(["waiting", "processing"]);
 
-  /** flotilla.js may already be on the page (the layout loads it) or not: load it once, then start. */
-  function withFlotilla(start) {
-    if (window.Flotilla) return start(window.Flotilla);
-    const tag = document.createElement("script");
-    tag.src = script.dataset.flotilla;
-    tag.addEventListener("load", () => start(window.Flotilla));
-    document.head.append(tag);
-    return null;
-  }
-
-  function say(F, text, kind) {
-    if (kind === "error" && F.toastError) return F.toastError(text);
-    if (F.toast) return F.toast(text, kind);
-    if (F.announce) F.announce(text);
-    return null;
-  }
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    node.append(...children.filter((c) => c !== null && c !== undefined));
-    return node;
-  }
+  const { el } = window.Flotilla;
 
   function stepText(b) {
     if (b.state === "waiting") return "waiting for the download";
@@ -98,7 +71,7 @@
         for (const b of page.results) {
           const was = before.get(String(b.id));
           if (was && was !== b.state && (b.state === "published" || b.state === "failed")) {
-            say(F, `${b.title || b.job_name}: ${b.state === "published" ? "published" : "failed"}`,
+            F.toast(`${b.title || b.job_name}: ${b.state === "published" ? "published" : "failed"}`,
               b.state === "failed" ? "error" : "success");
           }
         }
@@ -118,12 +91,12 @@
       button.disabled = true;
       try {
         await F.api("POST", config.retryUrl.replace(/\/0\/retry\/$/, `/${button.dataset.retry}/retry/`));
-        say(F, "Retrying the book.", "success");
+        F.toast("Retrying the book.", "success");
         if (timer !== null) window.clearTimeout(timer);
         await refresh();
       } catch (err) {
         button.disabled = false;
-        say(F, F.errorLines ? F.errorLines(err).join(" ") : err.message, "error");
+        F.toastError(err);
       }
     });
 
@@ -140,14 +113,14 @@
           ? "(set: leave empty to keep it)" : "(not set)";
         document.getElementById("ab-library-path").replaceChildren("Books go to ",
           el("span", { class: "mono", text: saved.library_path || "—" }));
-        say(F, "Library settings saved.", "success");
+        F.toast("Library settings saved.", "success");
       } catch (err) {
-        errors.textContent = F.errorLines ? F.errorLines(err).join(" ") : err.message;
+        errors.textContent = F.errorLines(err).join(" ");
         errors.hidden = false;
       }
     });
     schedule();
   }
 
-  withFlotilla(start);
+  start(window.Flotilla);
 })();

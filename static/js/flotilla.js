@@ -39,6 +39,19 @@
     return match ? decodeURIComponent(match.slice(name.length + 1)) : "";
   }
 
+  /** A DOM element from a tag, attributes ("text" sets textContent; null/false attributes are left out) and
+   * children. Everything user-supplied goes in as text, never as markup. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "text") node.textContent = value;
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    node.append(...children.filter((c) => c !== null && c !== undefined));
+    return node;
+  }
+
   /** An error from the API: keeps the server's {"code","detail","errors"} body. */
   class ApiError extends Error {
     constructor(status, body) {
@@ -264,7 +277,7 @@
   }
 
   window.Flotilla = {
-    formatBytes, formatRate, formatEta, readJSON, cookie, api, ApiError, errorLines, announce,
+    formatBytes, formatRate, formatEta, readJSON, cookie, el, api, ApiError, errorLines, announce,
     fillJob, applyEvent, runAction, eventText, detailUrl, ACTION_LABELS, toast, toastError, icon, fileKind,
   };
 })();

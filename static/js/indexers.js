@@ -4,55 +4,7 @@
 (function () {
   "use strict";
 
-  const script = document.currentScript;
-
-  /** flotilla.js may already be on the page (the layout loads it) or not: load it once, then start. */
-  function withFlotilla(start) {
-    if (window.Flotilla) return start(window.Flotilla);
-    const tag = document.createElement("script");
-    tag.src = script.dataset.flotilla;
-    tag.addEventListener("load", () => start(window.Flotilla));
-    document.head.append(tag);
-    return null;
-  }
-
-  /** A toast through the layout's toasts when they exist, else a minimal one of this page's own. */
-  function notifier(F) {
-    if (F.toast) return { ok: (text) => F.toast(text, "success"), fail: (err) => F.toastError(err) };
-    function show(text, kind) {
-      let box = document.getElementById("page-toasts");
-      if (!box) {
-        box = document.createElement("ol");
-        box.id = "page-toasts";
-        box.className = "toasts";
-        box.setAttribute("aria-label", "Notifications");
-        document.body.append(box);
-      }
-      const item = document.createElement("li");
-      item.className = `toast ${kind}`;
-      item.setAttribute("role", kind === "error" ? "alert" : "status");
-      const message = document.createElement("p");
-      message.textContent = text;
-      item.append(message);
-      box.append(item);
-      window.setTimeout(() => item.remove(), kind === "error" ? 10000 : 5000);
-    }
-    return {
-      ok: (text) => show(text, "success"),
-      fail: (err) => show(F.errorLines ? F.errorLines(err).join(" ") : String(err.message || err), "error"),
-    };
-  }
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    node.append(...children.filter((c) => c !== null && c !== undefined));
-    return node;
-  }
+  const { el } = window.Flotilla;
 
   function when(iso) {
     if (!iso) return "";
@@ -62,7 +14,6 @@
 
   function start(F) {
     const config = F.readJSON("indexers-config");
-    const notify = notifier(F);
     const rows = document.getElementById("indexer-rows");
     const wrap = document.getElementById("indexer-wrap");
     const empty = document.getElementById("indexers-empty");
@@ -229,7 +180,7 @@
           : await F.api("POST", config.apiIndexers, payload());
         dialog.close();
         replace(saved);
-        notify.ok(editing ? `${saved.name} was saved.` : `${saved.name} was added. Test it to see what it can do.`);
+        F.toast(editing ? `${saved.name} was saved.` : `${saved.name} was added. Test it to see what it can do.`);
       } catch (err) {
         errors.replaceChildren(...F.errorLines(err).map((line) => el("p", { text: line })));
         errors.hidden = false;
@@ -258,11 +209,11 @@
       try {
         const report = await F.api("POST", url(ix.id, "test/"));
         testReports.set(ix.id, { ok: report.ok, text: describe(report) });
-        if (report.ok) notify.ok(`${ix.name} works (${Math.round(report.latency_ms)} ms).`);
-        else notify.fail(new F.ApiError(502, { code: report.code, detail: `${ix.name}: ${report.detail}` }));
+        if (report.ok) F.toast(`${ix.name} works (${Math.round(report.latency_ms)} ms).`);
+        else F.toastError(new F.ApiError(502, { code: report.code, detail: `${ix.name}: ${report.detail}` }));
         await reload(ix.id);
       } catch (err) {
-        notify.fail(err);
+        F.toastError(err);
         render();
       }
     }
@@ -271,9 +222,9 @@
       try {
         const saved = await F.api("PATCH", url(ix.id), { enabled: !ix.enabled });
         replace(saved);
-        notify.ok(`${saved.name} is ${saved.enabled ? "enabled" : "disabled"}.`);
+        F.toast(`${saved.name} is ${saved.enabled ? "enabled" : "disabled"}.`);
       } catch (err) {
-        notify.fail(err);
+        F.toastError(err);
       }
     }
 
@@ -284,9 +235,9 @@
         indexers = indexers.filter((i) => i.id !== ix.id);
         testReports.delete(ix.id);
         render();
-        notify.ok(`${ix.name} was deleted.`);
+        F.toast(`${ix.name} was deleted.`);
       } catch (err) {
-        notify.fail(err);
+        F.toastError(err);
       }
     }
 
@@ -307,5 +258,5 @@
     if (new URLSearchParams(window.location.search).get("add")) openDialog(null);
   }
 
-  withFlotilla(start);
+  start(window.Flotilla);
 })();

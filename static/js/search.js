@@ -4,55 +4,7 @@
 (function () {
   "use strict";
 
-  const script = document.currentScript;
-
-  /** flotilla.js may already be on the page (the layout loads it) or not: load it once, then start. */
-  function withFlotilla(start) {
-    if (window.Flotilla) return start(window.Flotilla);
-    const tag = document.createElement("script");
-    tag.src = script.dataset.flotilla;
-    tag.addEventListener("load", () => start(window.Flotilla));
-    document.head.append(tag);
-    return null;
-  }
-
-  /** A toast through the layout's toasts when they exist, else a minimal one of this page's own. */
-  function notifier(F) {
-    if (F.toast) return { ok: (text) => F.toast(text, "success"), fail: (err) => F.toastError(err) };
-    function show(text, kind) {
-      let box = document.getElementById("page-toasts");
-      if (!box) {
-        box = document.createElement("ol");
-        box.id = "page-toasts";
-        box.className = "toasts";
-        box.setAttribute("aria-label", "Notifications");
-        document.body.append(box);
-      }
-      const item = document.createElement("li");
-      item.className = `toast ${kind}`;
-      item.setAttribute("role", kind === "error" ? "alert" : "status");
-      const text_ = document.createElement("p");
-      text_.textContent = text;
-      item.append(text_);
-      box.append(item);
-      window.setTimeout(() => item.remove(), kind === "error" ? 10000 : 5000);
-    }
-    return {
-      ok: (text) => show(text, "success"),
-      fail: (err) => show(F.errorLines ? F.errorLines(err).join(" ") : String(err.message || err), "error"),
-    };
-  }
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    node.append(...children.filter((c) => c !== null && c !== undefined));
-    return node;
-  }
+  const { el } = window.Flotilla;
 
   function age(days) {
     if (days === null || days === undefined) return "—";
@@ -72,7 +24,6 @@
     const config = F.readJSON("search-config");
     const form = document.getElementById("search-form");
     if (!form) return; // no indexers: the page is its call to action
-    const notify = notifier(F);
     const box = document.getElementById("search-q");
     const rows = document.getElementById("result-rows");
     const table = document.getElementById("results-table");
@@ -206,7 +157,7 @@
         renderResults();
         none.hidden = true;
         summary.textContent = "The search failed.";
-        notify.fail(err);
+        F.toastError(err);
       }
     }
 
@@ -218,10 +169,10 @@
       try {
         await F.api("POST", config.grabUrl.replace(/\/0\/grab\/$/, `/${id}/grab/`), { backend: backend.value });
         button.textContent = "Grabbed";
-        notify.ok(`“${result ? result.title : id}” was added to ${label}.`);
+        F.toast(`“${result ? result.title : id}” was added to ${label}.`);
       } catch (err) {
         button.disabled = false;
-        notify.fail(err);
+        F.toastError(err);
       }
     }
 
@@ -247,5 +198,5 @@
     if (box.value.trim()) run(false);
   }
 
-  withFlotilla(start);
+  start(window.Flotilla);
 })();

@@ -102,6 +102,11 @@ def test_every_page_passes_axe_on_desktop_and_phone_in_both_themes(page: Page, l
         "servers": "/servers/",
         "seedr": "/seedr/",
         "api-keys": "/accounts/api-keys/",
+        "search": "/search/",
+        "indexers": "/indexers/",
+        "audiobooks": "/audiobooks/",
+        "failover": "/failover/",
+        "qbittorrent": "/qbittorrent/",
     }
     problems: dict[str, list[str]] = {}
 
@@ -110,7 +115,8 @@ def test_every_page_passes_axe_on_desktop_and_phone_in_both_themes(page: Page, l
         page.emulate_media(color_scheme=theme)
         for size, viewport in VIEWPORTS.items():
             page.set_viewport_size(viewport)
-            for name, url in (("login", "/accounts/login/"), ("password-reset", "/accounts/password/reset/")):
+            for name, url in (("login", "/accounts/login/"), ("password-reset", "/accounts/password/reset/"),
+                              ("register", "/accounts/register/")):
                 response = page.goto(url)
                 assert response.status == 200, url
                 _settle(page, signed_in=False)
@@ -152,6 +158,6 @@ def test_every_page_passes_axe_on_desktop_and_phone_in_both_themes(page: Page, l
                 if theme == "dark":
                     shoot(page, "drawer-phone")
 
-    assert len(problems) == 2 * 2 * 2 + 2 * 2 * (len(pages) + 1) + 2
+    assert len(problems) == 2 * 2 * 3 + 2 * 2 * (len(pages) + 1) + 2
     assert {where: found for where, found in problems.items() if found} == {}
     assert page.js_errors == []

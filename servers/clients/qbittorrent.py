@@ -106,6 +106,19 @@ class QBittorrentClient(TorrentClient):
     def add_magnet(self, magnet: str, *, download_dir: str = "", paused: bool = False) -> None:
         self._add(urls=magnet, paused=paused, download_dir=download_dir)
 
+    def _added(self, info_hash: str, within: float = 15.0) -> str:
+        """The hash once qBittorrent lists the torrent: its add answers "Ok." before the torrent exists, and
+        per-torrent settings sent before then are silently dropped (seen on a loaded machine)."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                return self._exists(info_hash)
+            except TorrentNotFound:
+                if time.monotonic() > deadline:
+                    raise ClientError("qBittorrent accepted the torrent but does not list it.",
+                                      code="server_busy") from None
+                time.sleep(0.1)
+
     def _exists(self, info_hash: str) -> str:
         info_hash = normalize_hash(info_hash)
         if not self._call(lambda qb: qb.torrents_info(torrent_hashes=info_hash)):
@@ -125,7 +138,7 @@ class QBittorrentClient(TorrentClient):
         self._call(lambda qb: qb.torrents_delete(delete_files=delete_data, torrent_hashes=info_hash))
 
     def keep_seeding(self, info_hash: str) -> None:
-        info_hash = normalize_hash(info_hash)
+        info_hash = self._added(info_hash)
         # -1 = no limit for this torrent (-2 would follow the global limits); qBittorrent < 4.6 ignores the
         # inactive limit it does not know.
         self._call(lambda qb: qb.torrents_set_share_limits(ratio_limit=-1, seeding_time_limit=-1,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from django_q.models import OrmQ
+from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from downloads import bring_home, dispatch, leases, retries, runs, services
@@ -27,6 +27,7 @@ from seedr import client as seedr_client
 from seedr import services as seedr
 from tests import procs
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
+from tests.config.test_tasks import queued
 from tests.downloads.factories import JobFactory, JobFileFactory
 from tests.downloads.runs import run_bring_home
 from tests.e2e.conftest import _print_logs, wait_for
@@ -57,8 +58,9 @@ def messages(job: Job, code: str) -> list[dict]:
                 .values_list("data", flat=True))
 
 
-def queued_tasks(func: str) -> list:
-    return [q for q in OrmQ.objects.all() if q.task["func"] == func]
+def queued_tasks(func: str) -> list[dict]:
+    """The tasks of `func` waiting in the configured broker (ORM or Redis), taken off the queue."""
+    return [task for task in queued() if task["func"] == func]
 
 
 def refreshed(job: Job) -> Job:
@@ -71,6 +73,7 @@ class TestRoadHome:
     def test_data_complete_moves_to_transferring_and_enqueues_only_after_commit(
             self, loopback, user, plan, django_capture_on_commit_callbacks):
         job = downloaded(user)
+        get_broker().purge_queue()  # a Redis queue is not rolled back with the test's transaction
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             bring_home.data_complete(job)
             assert queued_tasks(bring_home.TASK) == []  # nothing leaves before the commit
@@ -80,7 +83,7 @@ class TestRoadHome:
         for callback in callbacks:
             callback()
         [task] = queued_tasks(bring_home.TASK)
-        assert task.task["args"][0] == job.pk
+        assert task["args"][0] == job.pk
 
     def test_the_runner_brings_the_file_home_and_hands_over_to_finish(self, loopback, user, plan):
         job = downloaded(user, name="Big+Buck+Bunny")

@@ -12,13 +12,14 @@ import subprocess
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from django_q.models import OrmQ
+from django_q.brokers import get_broker
 
 from accounts.models import AuditLog
 from config.errors import Conflict
 from downloads import bring_home, finish, postprocessors
 from downloads.models import EventKind, Job, JobEvent, Lease, Status
 from downloads.postprocessors import MANIFEST_DIR, ChecksumManifest, PostProcessError, manifest_path
+from tests.config.test_tasks import queued
 from tests.downloads.factories import JobFactory, JobFileFactory
 from tests.downloads.runs import run_postprocess
 
@@ -115,9 +116,10 @@ class TestFinishLine:
     def test_the_run_is_enqueued_after_commit(self, recorder, user, django_capture_on_commit_callbacks):
         job = home_job(user)
         recorder.wanted.add(job.pk)
+        get_broker().purge_queue()  # a Redis queue is not rolled back with the test's transaction
         with django_capture_on_commit_callbacks(execute=True):
             finish.finish(job)
-        [task] = [q.task for q in OrmQ.objects.all() if q.task["func"] == finish.TASK]
+        [task] = [task for task in queued() if task["func"] == finish.TASK]
         assert task["args"][0] == job.pk
 
     def test_a_failure_fails_the_job_with_its_code_and_the_admin_retries_it(

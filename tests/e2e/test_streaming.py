@@ -137,40 +137,6 @@ def test_ranges_while_downloading_equal_the_source_seek_to_the_end_first(people,
         assert whole.status_code == 200 and whole.content == data
 
 
-def test_a_missing_piece_arrives_once_the_seeder_sends_it_and_a_dead_seeder_is_408(people, env, tmp_path, videos,
-                                                                                   tracker, seeder):
-    source = make_video(videos, "720p10")
-    data = source.read_bytes()
-    torrent = publish(seeder, tracker, tmp_path, source, "clip.mp4", limit=None, seed=False)
-    with procs.daphne(env, tmp_path) as base_url, procs.engine(env, tmp_path):
-        job_id = add_job(base_url, ALICE, torrent, seeded=False)
-
-        # Nobody seeds yet: within STREAM_TIMEOUT (4 s here) the first needed piece does not come.
-        began = time.monotonic()
-        refused = fetch(base_url, ALICE, job_id, "bytes=500000-599999")
-        assert refused.status_code == 408 and refused.json()["code"] == "stream_timeout"
-        assert time.monotonic() - began >= 3.5
-
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            waiting = pool.submit(fetch, base_url, ALICE, job_id, "bytes=500000-599999")
-            seeder.add(torrent, tmp_path / "seed")  # now the piece exists in the swarm
-            answer = waiting.result(timeout=60)
-        assert answer.status_code == 206 and answer.content == data[500000:600000]
-
-
-def test_dead_seeder_mid_download_is_408_for_what_never_arrived(people, env, tmp_path, videos, tracker, seeder):
-    source = make_video(videos, "1080p30")
-    data = source.read_bytes()
-    torrent = publish(seeder, tracker, tmp_path, source, "dead.mp4", limit=96 * 1024)
-    with procs.daphne(env, tmp_path) as base_url, procs.engine(env, tmp_path):
-        job_id = add_job(base_url, ALICE, torrent)
-        head = fetch(base_url, ALICE, job_id, "bytes=0-65535")
-        assert head.status_code == 206 and head.content == data[:65536]
-        seeder.close()  # the only seeder dies
-        late = fetch(base_url, ALICE, job_id, f"bytes={len(data) * 3 // 5}-")
-        assert late.status_code == 408, late.text[:200]
-
-
 def test_several_users_stream_several_files_at_once_and_the_limits_hold(people, env, tmp_path, videos, tracker,
                                                                         seeder):
     _, bob = people

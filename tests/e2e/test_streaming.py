@@ -94,7 +94,7 @@ def play(base_url: str, key: str, job_id: int, size: int, *, deadline: float = 1
         headers["Range"] = f"bytes={len(got)}-"
         try:
             with httpx.stream("GET", f"{base_url}/api/v1/stream/{job_id}", headers=headers, timeout=30) as response:
-                if response.status_code == 408:  # the next piece was late even to start: ask again
+                if response.status_code in (408, 503):  # late piece, or busy (503 + Retry-After): ask again
                     continue
                 assert response.status_code == 206, response.status_code
                 assert response.headers["content-range"] == f"bytes {len(got)}-{size - 1}/{size}"

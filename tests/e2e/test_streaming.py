@@ -137,6 +137,19 @@ def test_ranges_while_downloading_equal_the_source_seek_to_the_end_first(people,
         assert whole.status_code == 200 and whole.content == data
 
 
+def test_dead_seeder_mid_download_is_408_for_what_never_arrived(people, env, tmp_path, videos, tracker, seeder):
+    source = make_video(videos, "1080p30")
+    data = source.read_bytes()
+    torrent = publish(seeder, tracker, tmp_path, source, "dead.mp4", limit=96 * 1024)
+    with procs.daphne(env, tmp_path) as base_url, procs.engine(env, tmp_path):
+        job_id = add_job(base_url, ALICE, torrent)
+        head = fetch(base_url, ALICE, job_id, "bytes=0-65535")
+        assert head.status_code == 206 and head.content == data[:65536]
+        seeder.close()  # the only seeder dies
+        late = fetch(base_url, ALICE, job_id, f"bytes={len(data) * 3 // 5}-")
+        assert late.status_code == 408, late.text[:200]
+
+
 def test_several_users_stream_several_files_at_once_and_the_limits_hold(people, env, tmp_path, videos, tracker,
                                                                         seeder):
     _, bob = people

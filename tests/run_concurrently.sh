@@ -7,6 +7,8 @@
 #   tests/run_concurrently.sh                 the whole suite, twice at once
 #   tests/run_concurrently.sh -m e2e          the real-process tests only
 #   RUNS=5 tests/run_concurrently.sh          five rounds in a row; stops at the first failing round
+#   B_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres B_REDIS_URL=redis://127.0.0.1:6379/15 \
+#     tests/run_concurrently.sh               the copy on PostgreSQL + Redis, this tree on SQLite (as CI)
 #
 # The copy shares this tree's .venv (read-only use). Logs: $LOG_DIR (default a new dir under /tmp).
 set -euo pipefail
@@ -28,7 +30,8 @@ for round in $(seq "$runs"); do
   # (conftest.py) and its own Redis namespace (REDIS_KEY_PREFIX, as `make test` sets it).
   (cd "$here" && REDIS_KEY_PREFIX="flotilla-test-$$-a" .venv/bin/pytest -p no:cacheprovider "$@" \
     >"$logs/round$round-a.log" 2>&1) & a=$!
-  (cd "$copy" && REDIS_KEY_PREFIX="flotilla-test-$$-b" .venv/bin/pytest -p no:cacheprovider "$@" \
+  (cd "$copy" && env ${B_DATABASE_URL:+DATABASE_URL=$B_DATABASE_URL} ${B_REDIS_URL:+REDIS_URL=$B_REDIS_URL} \
+    REDIS_KEY_PREFIX="flotilla-test-$$-b" .venv/bin/pytest -p no:cacheprovider "$@" \
     >"$logs/round$round-b.log" 2>&1) & b=$!
   status=0
   wait $a || status=1

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import argparse
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,26 @@ BOMB = (b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
                    for i in range(1, 10))
         + b']>\n<rss><channel><title>&lol9;</title></channel></rss>')
 HTML = b"<!DOCTYPE html><html><head><title>Login</title></head><body>Please log in</body></html>"
+
+
+def command_line(description: str, default_port: int, argv: list[str] | None = None,
+                 add_arguments=None) -> argparse.Namespace:
+    """The options every fake takes when run by hand (`python -m tests.fakes.<name>_fake`): --host, --port."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=default_port)
+    parser.add_argument("--host", default="127.0.0.1")
+    if add_arguments:
+        add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def serve_until_interrupted(fake: FakeIndexerServer, banner: str) -> None:
+    """Print where the fake listens and keep serving until Ctrl-C."""
+    print(banner, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        fake.stop()
 
 
 @dataclass

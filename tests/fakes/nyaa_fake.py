@@ -9,15 +9,13 @@ Run by hand: `python -m tests.fakes.nyaa_fake --port 8774`.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
-import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from xml.sax.saxutils import escape
 
-from tests.fakes.indexer_http import Answer, FakeIndexerServer
+from tests.fakes.indexer_http import Answer, FakeIndexerServer, command_line, serve_until_interrupted
 from tests.fakes.mam_fake import sample_torrent
 
 
@@ -69,18 +67,10 @@ class FakeNyaa(FakeIndexerServer):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run a fake Nyaa RSS search.")
-    parser.add_argument("--port", type=int, default=8774)
-    parser.add_argument("--host", default="127.0.0.1")
-    args = parser.parse_args(argv)
+    args = command_line("Run a fake Nyaa RSS search.", 8774, argv)
     fake = FakeNyaa().serve(args.port, args.host)
     fake.add("[SubsPlease] Frieren - 01 (1080p) [ABCDEF01].mkv")
-    print(f"Fake Nyaa on {fake.base_url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        fake.stop()
+    serve_until_interrupted(fake, f"Fake Nyaa on {fake.base_url}")
 
 
 if __name__ == "__main__":

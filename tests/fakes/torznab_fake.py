@@ -18,16 +18,14 @@ Run by hand: `python -m tests.fakes.torznab_fake --port 8772 --flavour jackett` 
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import secrets
-import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
 
-from tests.fakes.indexer_http import Answer, FakeIndexerServer
+from tests.fakes.indexer_http import Answer, FakeIndexerServer, command_line, serve_until_interrupted
 from tests.fakes.mam_fake import sample_torrent
 
 XML = "application/xml; charset=utf-8"
@@ -173,21 +171,14 @@ class FakeTorznab(FakeIndexerServer):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run a fake Torznab feed (Jackett or Prowlarr flavour).")
-    parser.add_argument("--port", type=int, default=8772)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--flavour", choices=["jackett", "prowlarr"], default="jackett")
-    args = parser.parse_args(argv)
+    args = command_line("Run a fake Torznab feed (Jackett or Prowlarr flavour).", 8772, argv,
+                        lambda parser: parser.add_argument("--flavour", choices=["jackett", "prowlarr"],
+                                                           default="jackett"))
     fake = FakeTorznab(flavour=args.flavour)
     fake.add("Project Hail Mary by Andy Weir [ENG / M4B]", freeleech=True)
     fake.add("Dune.Part.Two.2024.1080p.WEB-DL.DDP5.1.x264", category=2040, size=9_000_000_000, seeders=300)
     fake.serve(args.port, args.host)
-    print(f"Fake Torznab ({args.flavour}) feed: {fake.feed_url} — API key: {fake.apikey}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        fake.stop()
+    serve_until_interrupted(fake, f"Fake Torznab ({args.flavour}) feed: {fake.feed_url} — API key: {fake.apikey}")
 
 
 if __name__ == "__main__":

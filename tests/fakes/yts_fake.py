@@ -9,13 +9,12 @@ Run by hand: `python -m tests.fakes.yts_fake --port 8773`.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import json
 import time
 
-from tests.fakes.indexer_http import Answer, FakeIndexerServer
+from tests.fakes.indexer_http import Answer, FakeIndexerServer, command_line, serve_until_interrupted
 from tests.fakes.mam_fake import sample_torrent
 
 
@@ -67,19 +66,11 @@ class FakeYts(FakeIndexerServer):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run a fake YTS API.")
-    parser.add_argument("--port", type=int, default=8773)
-    parser.add_argument("--host", default="127.0.0.1")
-    args = parser.parse_args(argv)
+    args = command_line("Run a fake YTS API.", 8773, argv)
     fake = FakeYts().serve(args.port, args.host)
     fake.add("Night of the Living Dead", 1968)
     fake.add("Metropolis", 1927, qualities=("1080p", "2160p"))
-    print(f"Fake YTS on {fake.base_url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        fake.stop()
+    serve_until_interrupted(fake, f"Fake YTS on {fake.base_url}")
 
 
 if __name__ == "__main__":

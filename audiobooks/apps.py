@@ -24,9 +24,12 @@ class AudiobooksConfig(AppConfig):
         from audiobooks.compliance import admin as _compliance_admin  # noqa: F401 - registers its admin
         from audiobooks.compliance.guard import TrackerGuard
         from audiobooks.processor import AudiobookProcessor
+        from audiobooks.services import adopt_grab
         from downloads import backends, postprocessors
+        from indexers import services as indexers
 
         postprocessors.register(AudiobookProcessor())
+        indexers.on_grab(adopt_grab)
         backends.register_guard("tracker_compliance", TrackerGuard())
         post_migrate.connect(ensure_schedule, sender=self)
         _register_nav()

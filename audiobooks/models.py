@@ -84,6 +84,9 @@ class AudiobookSettings(models.Model):
     abs_url = models.URLField(max_length=500, blank=True, help_text="Audiobookshelf, e.g. http://abs:13378")
     abs_token = EncryptedCharField(max_length=1000, blank=True)
     abs_library_id = models.CharField(max_length=100, blank=True)
+    process_grabs = models.BooleanField(
+        default=False, help_text="Make every audiobook you grab from an indexer (e.g. through AudioBookRequest) "
+                                 "into a book when it finishes.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

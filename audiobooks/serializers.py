@@ -97,7 +97,8 @@ class SettingsSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AudiobookSettings
-        fields = ["library_dir", "library_path", "abs_url", "abs_token", "has_abs_token", "abs_library_id",
+        fields = ["library_dir", "library_path", "process_grabs", "abs_url", "abs_token", "has_abs_token",
+                  "abs_library_id",
                   "updated_at"]
 
     def get_has_abs_token(self, prefs: AudiobookSettings) -> bool:

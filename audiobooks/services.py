@@ -11,6 +11,7 @@ Two roads into `make()`, one pipeline:
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -66,6 +67,40 @@ def mark(user, job: Job, *, accept_damaged: bool = False, keep_both: bool = Fals
         if job.status == Status.COMPLETED:
             _enqueue(book)
     return book
+
+
+AUDIOBOOK_CATEGORY = 3030  # Newznab Audio/Audiobook
+
+
+def adopt_grab(job: Job, source) -> AudiobookJob | None:
+    """A grab listener (indexers.services.on_grab): an audiobook result grabbed by a user who asked for it
+    (`process_grabs`) becomes a book, with the indexer's metadata (MyAnonamouse's authors, narrators, series).
+    Runs in the grab's transaction; any other grab is left alone."""
+    result = source.result
+    if result is None or AUDIOBOOK_CATEGORY not in (result.categories or []) or not settings.AUDIOBOOK_LIBRARY_ROOT:
+        return None
+    if not AudiobookSettings.objects.filter(user_id=job.user_id, process_grabs=True).exists():
+        return None
+    book = AudiobookJob.objects.create(job=job, **grab_metadata(result.extra or {}))
+    record_audit("audiobook.mark", actor=job.user, target=book, job=job.pk, grab=source.pk)
+    return book
+
+
+def grab_metadata(extra: dict) -> dict:
+    """The book's fields from a result's `extra` (indexers.clients.myanonamouse); a series number that is not
+    one position ("01-16, 13.5") is left out."""
+    series = next((s for s in extra.get("series") or [] if isinstance(s, dict) and s.get("name")), {})
+    number = str(series.get("number") or "").strip()
+    names = lambda key: [str(n)[:200] for n in extra.get(key) or [] if n][:10]  # noqa: E731
+    return {"title": str(extra.get("book_title") or "")[:500], "authors": names("authors"),
+            "narrators": names("narrators"), "series": str(series.get("name") or "")[:300],
+            "sequence": number if re.fullmatch(r"\d{1,4}(\.\d{1,2})?", number) else "",
+            "cover_url": _http_url(extra.get("cover_url"))}
+
+
+def _http_url(value) -> str:
+    text = str(value or "")
+    return text if len(text) <= 1000 and text.startswith(("https://", "http://")) else ""
 
 
 def retry(user, book: AudiobookJob) -> AudiobookJob:

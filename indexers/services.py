@@ -582,6 +582,16 @@ def fetch_torrent(user, result_id: int) -> bytes:
     return data
 
 
+# Apps above indexers act on a grab in its transaction (audiobooks makes an audiobook grab a book): each
+# registers `listener(job, source)` in its AppConfig.ready(), as backends and post-processors do.
+_grab_listeners: list = []
+
+
+def on_grab(listener) -> None:
+    if listener not in _grab_listeners:
+        _grab_listeners.append(listener)
+
+
 def grab(user, result_id: int, backend: str | None = None) -> Job:
     """A result becomes a job on `backend` (or the default): Flotilla fetches the .torrent with the indexer's
     credentials (outside any transaction), then the spine's intake checks and creates the job."""
@@ -590,9 +600,12 @@ def grab(user, result_id: int, backend: str | None = None) -> Job:
     data, magnet = _download(result)
     with transaction.atomic():
         job = jobs.add_torrent(user, data, backend=backend) if data else jobs.add_magnet(user, magnet, backend=backend)
-        JobSource.objects.create(job=job, indexer=result.indexer, result=result, indexer_name=result.indexer.name,
-                                 guid=result.guid, title=result.title, info_url=result.info_url)
+        source = JobSource.objects.create(job=job, indexer=result.indexer, result=result,
+                                          indexer_name=result.indexer.name, guid=result.guid, title=result.title,
+                                          info_url=result.info_url)
         record_audit("search.grab", actor=user, target=job, indexer=result.indexer_id, result=result.pk)
+        for listener in _grab_listeners:
+            listener(job, source)
     return job
 
 

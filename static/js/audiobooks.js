@@ -105,6 +105,7 @@
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const body = Object.fromEntries(new FormData(form).entries());
+      body.process_grabs = form.elements.process_grabs.checked;  // an unchecked box is absent from FormData
       errors.hidden = true;
       try {
         const saved = await F.api("PUT", config.apiSettings, body);

@@ -21,7 +21,7 @@ from billing.presentation import usage_meters
 from billing.services import usage_summary
 from config.errors import DomainError
 from config.formatting import human_bytes, human_eta, human_rate
-from downloads import backends, failover, services
+from downloads import backends, failover, playable, services
 from downloads.models import (
     ACTIVE,
     CANCELLABLE,
@@ -88,6 +88,9 @@ def job_state(job: Job) -> dict:
         "peers": job.peers,
         "seeds": job.seeds,
         "data_deleted": job.data_deleted_at is not None,
+        # A Play button (templates/partials/job_actions.html) where the player has a file to play; set by the
+        # pages that annotate `playable`, left out elsewhere (the JS keeps what it knows).
+        **({"playable": job.playable and job.data_deleted_at is None} if hasattr(job, "playable") else {}),
     }
 
 
@@ -146,6 +149,7 @@ def _page_config(**extra) -> dict:
         "apiJobs": reverse("job-list"),
         "apiBatches": reverse("batch-list"),
         "detailUrl": reverse("downloads:job_detail", args=[0]),
+        "playUrl": reverse("delivery:player", args=[0]),  # the player page (streaming/), by URL name only
         "dashboardUrl": reverse("downloads:dashboard"),
         "actions": ACTION_STATUSES,
         "statusLabels": dict(Status.choices),
@@ -167,7 +171,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     backend = request.GET.get("backend", "")
     backend = backend if backend in labels else ""
     # Secrets stay encrypted and unread: the cards never show them, and a stored .torrent can be megabytes.
-    jobs = Job.objects.for_user(request.user).defer(*SECRET_FIELDS).order_by("-id")
+    jobs = (Job.objects.for_user(request.user).defer(*SECRET_FIELDS).annotate(playable=playable.has_playable_file())
+            .order_by("-id"))
     if statuses is not None:
         jobs = jobs.filter(status__in=statuses)
     if backend:
@@ -191,7 +196,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 def _blank_card() -> dict:
     """An empty card: the <template> the JS clones for jobs that arrive live."""
-    return {"id": "", "name": "", "status": "queued", "status_display": "", "percent": 0, "actions": set()}
+    return {"id": "", "name": "", "status": "queued", "status_display": "", "percent": 0, "actions": set(),
+            "playable": False}
 
 
 SPEED_SAMPLES = 120
@@ -212,7 +218,8 @@ def speed_samples(job: Job) -> dict[str, list]:
 @policy_required
 @ensure_csrf_cookie
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    job = get_object_or_404(Job.objects.for_user(request.user).defer(*SECRET_FIELDS), pk=pk)
+    job = get_object_or_404(Job.objects.for_user(request.user).defer(*SECRET_FIELDS)
+                            .annotate(playable=playable.has_playable_file()), pk=pk)
     shown = services.recent_events(job)
     return render(request, "downloads/job_detail.html", {
         "nav": "dashboard",

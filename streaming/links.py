@@ -17,6 +17,7 @@ from django.core import signing
 from django.urls import reverse
 
 from config.errors import DomainError
+from downloads import playable
 from downloads.models import Job, JobFile
 
 FILE_SALT = "flotilla.delivery.file"  # the salts are part of every link already handed out: never rename them
@@ -96,6 +97,9 @@ def job_listing(job: Job, user, absolute: Callable[[str], str]) -> dict[str, Any
             "mime_type": jobfile.mime_type,
             "is_complete": jobfile.is_complete,
             "download_url": None if deleted else absolute(file_link(user.pk, jobfile)),
+            # The player page (it streams while the download goes on), for video and audio only.
+            "play_url": None if deleted or not playable.is_playable(jobfile.path, jobfile.mime_type)
+            else reverse("delivery:player-file", args=[job.pk, jobfile.pk]),
         }
         files.append(entry)
     zip_url = None if deleted or not files else absolute(zip_link(user.pk, job))

@@ -26,6 +26,7 @@ from django.urls import reverse
 
 from billing.services import current_plan
 from config.errors import DomainError
+from downloads import playable
 from downloads.models import TERMINAL, Job, JobFile
 from downloads.paths import UnsafePath, safe_join
 from streaming import files
@@ -34,7 +35,6 @@ from streaming.live import engine_address
 
 STREAM_SALT = "flotilla.stream"  # part of every stream link handed out: never rename
 ENGINE_BACKEND = "engine"
-_VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".ts", ".ogv", ".wmv", ".flv", ".mpg"}
 _SLOT_TTL = 6 * 3600  # a slot counter left by a killed web process heals after this long
 
 
@@ -110,14 +110,14 @@ class StreamTarget:
 
 
 def is_video(jobfile: JobFile) -> bool:
-    mime = jobfile.mime_type or mimetypes.guess_type(jobfile.path)[0] or ""
-    return mime.startswith("video/") or Path(jobfile.path).suffix.lower() in _VIDEO_EXTENSIONS
+    return playable.is_video(jobfile.path, jobfile.mime_type)
 
 
 def primary_file(job: Job) -> JobFile | None:
-    """The file played when none is named: the largest video, else the largest audio file."""
+    """The file played when none is named: the largest video, else the largest audio file (downloads/playable.py,
+    which also decides where the interface shows a Play button)."""
     candidates = list(job.files.order_by("-size_bytes", "path"))
-    for wanted in (is_video, lambda f: (f.mime_type or "").startswith("audio/")):
+    for wanted in (is_video, lambda f: playable.is_audio(f.path, f.mime_type)):
         for jobfile in candidates:
             if wanted(jobfile):
                 return jobfile

@@ -242,9 +242,9 @@ def player(request: HttpRequest, job_id: int, file_id: int | None = None) -> Htt
     job = get_object_or_404(Job.objects.for_user(request.user), pk=job_id)
     jobfile = job.files.filter(pk=file_id).first() if file_id else streams.primary_file(job)
     if jobfile is None:
-        return render(request, "streaming/player.html", {"job": job, "jobfile": None}, status=404)
+        return render(request, "streaming/player.html", {"nav": "dashboard", "job": job, "jobfile": None}, status=404)
     return render(request, "streaming/player.html", {
-        "job": job, "jobfile": jobfile, "name": basename(jobfile.path),
+        "nav": "dashboard", "job": job, "jobfile": jobfile, "name": basename(jobfile.path),
         "stream_url": streams.stream_url(request.user.pk, jobfile),
         "stats_url": reverse("stream-stats", args=[job.pk, jobfile.pk]),
         "audio": (jobfile.mime_type or "").startswith("audio/"),

@@ -136,6 +136,19 @@
     }
   }
 
+  /** Files were registered or deleted: the card's Play shows once the job has a video or audio file. */
+  async function checkPlayable(id) {
+    try {
+      const listing = await F.api("GET", `${config.apiJobs}${id}/files/`);
+      const job = jobs.get(id);
+      if (!job) return;
+      job.playable = (listing.files || []).some((f) => f.play_url);
+      render(job);
+    } catch (err) {
+      if (err.status === 404) forget(id);
+    }
+  }
+
   function forget(id) {
     jobs.delete(id);
     removeCard(id);
@@ -175,6 +188,7 @@
     }
     const previous = F.applyEvent(job, event, config);
     render(job);
+    if (event.kind === "files") checkPlayable(id);
     if (event.kind === "status" && previous !== job.status && (job.status === "completed" || job.status === "failed")) {
       F.announce(`${job.name} ${job.status === "completed" ? "completed" : `failed: ${job.reason || ""}`}`);
     }

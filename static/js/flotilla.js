@@ -223,6 +223,13 @@
       el.hidden = !job.reason;
     });
     root.querySelectorAll('[data-f="data-deleted"]').forEach((el) => { el.hidden = !job.data_deleted; });
+    root.querySelectorAll('[data-f="play"]').forEach((el) => {
+      // `playable` comes with the page's first state and from the files API (dashboard.js); REST reads of
+      // the job do not carry it, so an unknown value keeps what the link shows.
+      if (typeof job.playable === "boolean") el.hidden = !job.playable || Boolean(job.data_deleted);
+      if (config.playUrl) el.href = config.playUrl.replace(/\/0\/$/, `/${job.id}/`);
+      el.setAttribute("aria-label", `Play ${name}`);
+    });
     root.querySelectorAll("button[data-action]").forEach((button) => {
       const action = button.dataset.action;
       const allowed = (config.actions[action] || []).includes(job.status);

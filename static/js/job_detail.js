@@ -155,6 +155,12 @@
     icon.dataset.kind = kind;
     row.append(icon, name, size);
     if (file) row.append(completion(file.is_complete ? file.size_bytes : file.completed_bytes || 0, file.size_bytes, node.name));
+    if (file && file.play_url) {
+      // Plays while the download goes on (the player page streams it), so not only once complete.
+      const play = link(file.play_url, `Play ${node.name}`, "Play", false, "play");
+      play.removeAttribute("download");
+      row.append(play);
+    }
     if (node.download_url && (!file || file.is_complete)) {
       row.append(link(node.download_url, `Download ${node.name}`, "Download", false, "download"));
     }
@@ -280,6 +286,8 @@
     try {
       listing = await F.api("GET", config.filesUrl);
       renderFiles(focused);
+      job.playable = (listing.files || []).some((f) => f.play_url); // the header's Play follows the files
+      show();
       status.textContent = "";
     } catch (err) {
       // Keep the server-rendered list; say why there are no download buttons.
@@ -379,7 +387,7 @@
     if (event.job !== jobId) return;
     eventsSince += 1;
     if (event.kind === "deleted") {
-      header.querySelectorAll("button[data-action]").forEach((b) => { b.hidden = true; });
+      header.querySelectorAll('button[data-action], [data-f="play"]').forEach((b) => { b.hidden = true; });
       document.getElementById("deleted-notice").hidden = false;
       F.announce(`${job.name} was deleted.`);
       return;

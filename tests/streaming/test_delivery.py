@@ -83,7 +83,9 @@ class TestFilesApi:
         assert e1 | {"download_url": None} == {
             "id": show.files["Show/S01/e1.mkv"].pk, "path": "Show/S01/e1.mkv", "size_bytes": 600_000,
             "completed_bytes": 600_000, "mime_type": "video/x-matroska", "is_complete": True, "download_url": None,
+            "play_url": f"/d/play/{show.job.pk}/{show.files['Show/S01/e1.mkv'].pk}/",
         }
+        assert by_path["cover.jpg"]["play_url"] is None, "the player is offered for video and audio only"
         assert e1["download_url"].startswith("http://testserver/d/f/") and e1["download_url"].endswith("/e1.mkv")
 
         tree = data["tree"]
@@ -125,7 +127,7 @@ class TestFilesApi:
         show.job.save()
         data = api_client.get(f"/api/v1/jobs/{show.job.pk}/files/").json()
         assert data["zip_url"] is None
-        assert all(f["download_url"] is None for f in data["files"])
+        assert all(f["download_url"] is None and f["play_url"] is None for f in data["files"])
         assert data["tree"][0]["zip_url"] is None and data["tree"][1]["download_url"] is None
 
     def test_query_count_does_not_grow_with_files(self, api_client, user, django_assert_num_queries):

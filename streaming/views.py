@@ -39,7 +39,8 @@ def _error(exc: DomainError) -> HttpResponse:
 
 
 def _respond(request: HttpRequest, answer: sending.Delivery, chunks: Callable[[], Iterator[bytes]],
-             user_id: int) -> HttpResponse:
+             user_id: int, *, after: Callable[[int], None] | None = None) -> HttpResponse:
+    """The streamed answer; `after(sent)` runs once the body has ended (zips save learned CRCs, shares count)."""
     if request.method == "HEAD":
         return HttpResponse(status=answer.status, headers=answer.headers)
 
@@ -48,6 +49,8 @@ def _respond(request: HttpRequest, answer: sending.Delivery, chunks: Callable[[]
     def on_done(sent: int) -> None:
         fields = {**answer.log_fields, "status": answer.status}
         sending.finish_delivery(user_id, sent, fields, request_id=request_id)
+        if after is not None:
+            after(sent)
 
     body = chunks()
     if answer.multipart:  # parts' headers are tens of bytes: regroup them with the data, fewer sends
@@ -77,10 +80,13 @@ def file_download(request: HttpRequest, token: str, filename: str) -> HttpRespon
 
 @require_http_methods(["GET", "HEAD"])
 def zip_download(request: HttpRequest, token: str, name: str) -> HttpResponse:
-    """/d/z/<token>/<name>.zip: a folder (or the whole job) as a zip generated while it is sent."""
+    """/d/z/<token>/<name>.zip: a folder (or the whole job) as a STORED zip generated while it is sent, with
+    an exact Content-Length and Range/If-Range/HEAD (streaming/zips.py), so a cut download resumes."""
     try:
         target = zips.resolve_zip(token)
-        answer = zips.plan_zip(target)
+        answer = zips.plan_zip(target, range_header=request.headers.get("Range"),
+                               if_range=request.headers.get("If-Range"))
     except DomainError as exc:
         return _error(exc)
-    return _respond(request, answer, lambda: sending.coalesce(target.stream), target.user.pk)
+    return _respond(request, answer, lambda: zips.read_zip(target, answer.segments, answer.trailer),
+                    target.user.pk, after=lambda sent: zips.remember_crcs(target.archive))

@@ -9,17 +9,18 @@ import re
 from collections import defaultdict
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.audit import record_audit
 from downloads.backends import Refuse, Wait
-from downloads.models import Job, Status
+from downloads.models import Job, ProcessHeartbeat, Status
 from indexers import services as indexers
 from indexers.clients import ClientError as IndexerError
 from indexers.models import Indexer, JobSource
 from servers import clients
 from servers.backend import server_id_of
-from servers.clients import ClientError, Torrent
+from servers.clients import ClientError
 from servers.models import TorrentServer
 
 from .models import SeedingLedger, TrackerRules
@@ -32,6 +33,7 @@ CLIENT_NOT_APPROVED = "tracker_client_not_approved"
 CLIENT_UNKNOWN = "tracker_client_unknown"
 # Not started yet (or gone): these do not count as the account's unsatisfied torrents from Flotilla's side.
 NOT_SNATCHED = {Status.QUEUED, Status.FAILED, Status.CANCELLED}
+ENGINE = "engine"
 FREE_FLAGS = {"freeleech", "vip", "personal_freeleech", "fl_vip"}
 
 
@@ -203,10 +205,11 @@ def accrue(ledger: SeedingLedger, reported: int, incarnation: str) -> int:
     return added
 
 
-def _observe(rules: TrackerRules, ledger: SeedingLedger, job: Job, torrent: Torrent, now: dt.datetime) -> None:
-    if torrent.complete and ledger.completed_at is None:
+def _observe(rules: TrackerRules, ledger: SeedingLedger, *, complete: bool, reported: int, incarnation: str,
+             now: dt.datetime) -> None:
+    if complete and ledger.completed_at is None:
         ledger.completed_at = now
-    accrue(ledger, torrent.seeding_time or 0, f"{job.backend}@{torrent.added_at or ''}")
+    accrue(ledger, reported, incarnation)
     if ledger.satisfied_at is None and ledger.seeded_seconds >= rules.min_seed_time.total_seconds():
         ledger.satisfied_at = now
     ledger.checked_at = now
@@ -221,22 +224,29 @@ def tracker_agrees(rules: TrackerRules, ledger: SeedingLedger) -> bool:
 
 
 def ledger_jobs():
-    """Tracker jobs on torrent servers still in a client (not released, not failed or cancelled)."""
+    """Tracker jobs on torrent servers or the built-in engine still in a client (not released, not failed or
+    cancelled)."""
     trackers = list(TrackerRules.objects.filter(enabled=True).values_list("tracker", flat=True))
-    return (Job.objects.filter(indexer_source__indexer__kind__in=trackers, backend__startswith="server:")
+    on_a_client = Q(backend__startswith="server:") | Q(backend=ENGINE)
+    return (Job.objects.filter(on_a_client, indexer_source__indexer__kind__in=trackers)
             .exclude(status__in=NOT_SNATCHED).exclude(seeding_ledger__released_at__isnull=False)
             .select_related("indexer_source__indexer"))
 
 
 def sync_ledgers(now: dt.datetime | None = None) -> int:
-    """ONE listing per server of its tracker torrents: seeding seconds into the ledgers, satisfied when the
-    rules' time is reached, released when the policy says so and both clocks agree. Returns ledgers seen."""
+    """ONE listing per server of its tracker torrents (and two queries for the engine's): seeding seconds into
+    the ledgers, satisfied when the rules' time is reached, released when the policy says so and both clocks
+    agree. Returns ledgers seen."""
     now = now or timezone.now()
     rules = {r.tracker: r for r in TrackerRules.objects.filter(enabled=True)}
     by_server: dict[int, list[Job]] = defaultdict(list)
+    on_engine: list[Job] = []
     for job in ledger_jobs():
-        by_server[server_id_of(job.backend)].append(job)
-    seen = 0
+        if job.backend == ENGINE:
+            on_engine.append(job)
+        else:
+            by_server[server_id_of(job.backend)].append(job)
+    seen = _sync_engine(on_engine, rules, now)
     for server in TorrentServer.objects.filter(pk__in=list(by_server), enabled=True):
         seen += _sync_server(server, by_server[server.pk], rules, now)
     return seen
@@ -256,8 +266,40 @@ def _sync_server(server: TorrentServer, jobs: list[Job], rules: dict, now: dt.da
         if torrent is None or tracker_rules is None:
             continue
         ledger, _ = SeedingLedger.objects.get_or_create(job=job, defaults={"tracker": tracker_rules.tracker})
-        _observe(tracker_rules, ledger, job, torrent, now)
+        _observe(tracker_rules, ledger, complete=torrent.complete, reported=torrent.seeding_time or 0,
+                 incarnation=f"{job.backend}@{torrent.added_at or ''}", now=now)
         _release_if_allowed(server, tracker_rules, ledger, job, now)
+        seen += 1
+    return seen
+
+
+def engine_counters(jobs: list[Job]) -> dict[int, int]:
+    """The built-in engine's seeding seconds per tracker job, as its heartbeat reports them (libtorrent's
+    seeding_duration, kept in the resume data: it survives a restart of the engine and a move to another).
+    A dead engine's figures stop growing with its heartbeat. {job id: seconds}; one query."""
+    names = {job.claimed_by for job in jobs if job.claimed_by}
+    if not names:
+        return {}
+    reported = {name: (info or {}).get("seeding_seconds") or {} for name, info in ProcessHeartbeat.objects.filter(
+        kind=ProcessHeartbeat.Kind.ENGINE, name__in=names).values_list("name", "info")}
+    counters = {}
+    for job in jobs:
+        seconds = reported.get(job.claimed_by, {}).get(str(job.pk)) if job.claimed_by else None
+        if isinstance(seconds, int) and not isinstance(seconds, bool):
+            counters[job.pk] = seconds
+    return counters
+
+
+def _sync_engine(jobs: list[Job], rules: dict, now: dt.datetime) -> int:
+    by_id, seen = {job.pk: job for job in jobs}, 0
+    for job_id, seconds in engine_counters(jobs).items():
+        job = by_id[job_id]
+        tracker_rules = rules.get(job.indexer_source.indexer.kind)
+        if tracker_rules is None:
+            continue
+        ledger, _ = SeedingLedger.objects.get_or_create(job=job, defaults={"tracker": tracker_rules.tracker})
+        # One incarnation: the counter survives restarts; one that went back (resume data lost) is a new base.
+        _observe(tracker_rules, ledger, complete=True, reported=seconds, incarnation=ENGINE, now=now)
         seen += 1
     return seen
 

@@ -29,6 +29,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from billing.models import Plan
 from billing.services import current_plan
 from downloads import bring_home, heartbeats, intake, services
+from downloads.backends import keeps_seeding
 from downloads.engine import claims, streams
 from downloads.engine.config import idle_seconds, seeding_done, session_settings
 from downloads.engine.resume import ResumeDecryptionError, ResumeStore
@@ -73,6 +74,8 @@ class Torrent:
     last_files: list[int] | None = None
     last_numbers: tuple | None = None
     plan: Plan | None = None
+    keeps_seeding: bool | None = None  # a start guard's say (a private tracker's job), asked once
+    seeded_seconds: int = 0  # libtorrent's seeding_duration (kept in the resume data across restarts)
 
 
 class Engine:
@@ -197,6 +200,7 @@ class Engine:
             "engine", name=self.name, torrents=len(self.torrents), **counts, download_rate=down, upload_rate=up,
             listen_port=self.session.listen_port() if self.session else None, libtorrent=lt.__version__,
             stream_address=self.streams.address if self.streams else None,
+            seeding_seconds={str(t.job.pk): t.seeded_seconds for t in self.torrents.values() if t.keeps_seeding},
         )
 
     # --- keeping the session in step with the database -------------------------------------------------
@@ -410,7 +414,13 @@ class Engine:
 
     def _check_seeding(self, torrent: Torrent, st) -> None:
         """Seed until the first limit the plan sets is reached, or until nobody wanted data for
-        SEED_IDLE_MINUTES (the rule: downloads/engine/config.py `seeding_done`)."""
+        SEED_IDLE_MINUTES (the rule: downloads/engine/config.py `seeding_done`). A job whose tracker's rules
+        govern its seeding (backends.keeps_seeding) never stops on the plan's limits."""
+        torrent.seeded_seconds = int(st.seeding_duration.total_seconds())
+        if torrent.keeps_seeding is None:
+            torrent.keeps_seeding = keeps_seeding(torrent.job)
+        if torrent.keeps_seeding:
+            return  # the heartbeat reports its seeding time to the tracker's ledger (audiobooks.compliance)
         plan = torrent.plan = torrent.plan or current_plan(torrent.job.user)
         # The plan's limits, tightened by the job's own where a qBittorrent client set them (setShareLimits).
         ratio_limit, minutes_limit = seeding_limits(torrent.job, plan)

@@ -97,6 +97,7 @@ def test_every_page_passes_axe_on_desktop_and_phone_in_both_themes(page: Page, l
     pages = {
         "downloads": "/",
         "job": f"/jobs/{job.pk}/",
+        "player": f"/d/play/{job.pk}/",
         "usage": "/usage/",
         "plans": "/plans/",
         "servers": "/servers/",

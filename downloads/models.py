@@ -185,6 +185,10 @@ class Job(models.Model):
     progress_at = models.DateTimeField(null=True, blank=True)
     # The backends this job left by fail-over, oldest first (downloads/failover.py): it never goes back.
     failover_from = models.JSONField(default=list, blank=True)
+    # A "Play without downloading" job (streaming/ephemeral.py): removed with its data once nobody has read it
+    # for STREAM_IDLE_MINUTES, unless the user keeps it. last_read_at is written at most once a minute per stream.
+    ephemeral = models.BooleanField(default=False, db_index=True)
+    last_read_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -418,3 +422,31 @@ class Lease(models.Model):
 
 # The qBittorrent Web API's models live in their own package but belong to this app (registered on import).
 from downloads.qbittorrent_api.models import QbtCategory, QbtSession, QbtTag, QbtTorrent  # noqa: E402, F401
+
+
+class PreloadItem(models.Model):
+    """One of a user's jobs on screen, in the preload queue (streaming/preload.py): the worker asks the engine
+    holding it for the head and tail pieces of its primary file, the highest priority first, at most
+    MAX_PRELOAD_CONCURRENCY at once. A row is the queue's shared state across web processes and workers (no
+    Redis needed); a new viewport replaces the user's rows, and rows that left it are cancelled, then deleted."""
+
+    class State(models.TextChoices):
+        WANTED = "wanted"
+        RUNNING = "running"
+        DONE = "done"
+        CANCELLED = "cancelled"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
+    priority = models.PositiveSmallIntegerField(default=0)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.WANTED)
+    path = models.CharField(max_length=1024, blank=True, help_text="The primary file asked for (engine path).")
+    engine = models.CharField(max_length=128, blank=True, help_text="The engine asked, to cancel it there.")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "job"], name="preload_one_per_job")]
+        indexes = [models.Index(fields=["state", "-priority", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return f"preload {self.job_id} ({self.state}, {self.priority})"

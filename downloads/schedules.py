@@ -15,6 +15,9 @@ SCHEDULES = {
     "flotilla.prune_progress_events": ("downloads.tasks.prune_progress_events", "hourly"),
     "flotilla.retention": ("downloads.tasks.apply_retention", "hourly"),
     "flotilla.forget_stale_heartbeats": ("downloads.tasks.forget_stale_heartbeats", "hourly"),
+    # "Play without downloading" jobs idle past STREAM_IDLE_MINUTES; the preload queue's loop, if it died.
+    "flotilla.remove_idle_streams": ("streaming.tasks.remove_idle_streams", "seconds"),
+    "flotilla.preload": ("streaming.tasks.preload", "seconds"),
 }
 
 

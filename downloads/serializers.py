@@ -25,7 +25,7 @@ class JobSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "status", "status_display", "reason_code", "reason", "backend", "batch", "position",
             "size_bytes", "downloaded_bytes", "uploaded_bytes", "progress", "download_rate", "upload_rate",
-            "eta_seconds", "peers", "seeds", "created_at", "started_at", "finished_at", "data_deleted",
+            "eta_seconds", "peers", "seeds", "created_at", "started_at", "finished_at", "data_deleted", "ephemeral",
         ]
         read_only_fields = fields
 

@@ -90,9 +90,10 @@ _BACKEND_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}(:[0-9]{1,12})?")
 
 
 def _new_job(user, backend: str, parsed: intake.ParsedTorrent, *, magnet: str = "", torrent: bytes = b"",
-             batch: Batch | None = None, position: int = 0) -> Job:
+             batch: Batch | None = None, position: int = 0, ephemeral: bool = False) -> Job:
     job = Job.objects.create(
         user=user,
+        ephemeral=ephemeral,
         backend=backend,
         batch=batch,
         position=position,
@@ -117,13 +118,15 @@ def _resolve_backend(backend: str | None) -> str:
 
 
 @transaction.atomic
-def add_magnet(user, magnet: str, *, backend: str | None = None) -> Job:
-    return _add(user, intake.parse_magnet(magnet), backend, magnet=magnet.strip(), source="magnet")
+def add_magnet(user, magnet: str, *, backend: str | None = None, ephemeral: bool = False) -> Job:
+    """`ephemeral`: a "Play without downloading" job (streaming/ephemeral.py), same checks as any other."""
+    return _add(user, intake.parse_magnet(magnet), backend, magnet=magnet.strip(), source="magnet",
+                ephemeral=ephemeral)
 
 
 @transaction.atomic
-def add_torrent(user, data: bytes, *, backend: str | None = None) -> Job:
-    return _add(user, intake.parse_torrent(data), backend, torrent=data, source="torrent")
+def add_torrent(user, data: bytes, *, backend: str | None = None, ephemeral: bool = False) -> Job:
+    return _add(user, intake.parse_torrent(data), backend, torrent=data, source="torrent", ephemeral=ephemeral)
 
 
 def add_url(user, url: str, *, backend: str | None = None) -> Job:
@@ -155,11 +158,13 @@ def _host(url: str) -> str:
 
 
 def _add(user, parsed: intake.ParsedTorrent, backend: str | None, *, magnet: str = "", torrent: bytes = b"",
-         source: str, **audit) -> Job:
+         source: str, ephemeral: bool = False, **audit) -> Job:
     """Check, create, audit and kick the dispatcher; the caller holds the transaction."""
     backend = _resolve_backend(backend)
     check_can_create(user, backend, parsed)
-    job = _new_job(user, backend, parsed, magnet=magnet, torrent=torrent)
+    job = _new_job(user, backend, parsed, magnet=magnet, torrent=torrent, ephemeral=ephemeral)
+    if ephemeral:
+        audit["ephemeral"] = True
     record_audit("job.create", actor=user, target=job, source=source, backend=backend, **audit)
     transaction.on_commit(_kick_dispatcher)
     return job

@@ -7,6 +7,11 @@ class IndexersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from downloads import play_sources
+        from indexers import services
+
+        # "Play" on a search result (POST /api/v1/stream/play/ {"result": id}): streaming may not import indexers.
+        play_sources.register("result", services.play_result)
         try:
             from config import nav
         except ImportError:  # the sidebar registry is newer than this app in some trees

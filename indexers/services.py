@@ -592,18 +592,21 @@ def on_grab(listener) -> None:
         _grab_listeners.append(listener)
 
 
-def grab(user, result_id: int, backend: str | None = None) -> Job:
+def grab(user, result_id: int, backend: str | None = None, *, ephemeral: bool = False) -> Job:
     """A result becomes a job on `backend` (or the default): Flotilla fetches the .torrent with the indexer's
-    credentials (outside any transaction), then the spine's intake checks and creates the job."""
+    credentials (outside any transaction), then the spine's intake checks and creates the job. `ephemeral`: a
+    "Play without downloading" job (streaming/ephemeral.py reaches this through downloads.play_sources)."""
     result = get_result(user, result_id)
     jobs.check_account_may_add(user, jobs._resolve_backend(backend))  # before reaching out to the tracker
     data, magnet = _download(result)
     with transaction.atomic():
-        job = jobs.add_torrent(user, data, backend=backend) if data else jobs.add_magnet(user, magnet, backend=backend)
+        job = (jobs.add_torrent(user, data, backend=backend, ephemeral=ephemeral) if data
+               else jobs.add_magnet(user, magnet, backend=backend, ephemeral=ephemeral))
         source = JobSource.objects.create(job=job, indexer=result.indexer, result=result,
                                           indexer_name=result.indexer.name, guid=result.guid, title=result.title,
                                           info_url=result.info_url)
-        record_audit("search.grab", actor=user, target=job, indexer=result.indexer_id, result=result.pk)
+        record_audit("search.grab", actor=user, target=job, indexer=result.indexer_id, result=result.pk,
+                     **({"ephemeral": True} if ephemeral else {}))
         for listener in _grab_listeners:
             listener(job, source)
     return job
@@ -617,3 +620,15 @@ def find_result(user, indexer_id: int, guid: str) -> int:
     if result_id is None or not Indexer.objects.for_user(user).filter(pk=indexer_id).exists():
         raise Http404("No such search result (it may have expired: search again).")
     return result_id
+
+
+def play_result(user, result_id: int) -> Job:
+    """A result as an ephemeral job on the built-in engine, for playing without downloading (404 when it is not
+    one of the user's live results)."""
+    return grab(user, _play_result_id(result_id), "engine", ephemeral=True)
+
+
+def _play_result_id(value) -> int:
+    if type(value) is not int or not 0 < value <= 2**63 - 1:
+        raise Http404("No such search result.")
+    return value

@@ -33,7 +33,7 @@ from billing import services as billing
 from config.errors import DomainError
 from config.logging import request_id_var
 from downloads.models import Job
-from streaming import files, live, ranges, sending
+from streaming import ephemeral, files, live, ranges, remote, sending
 from streaming import stream as streams
 from streaming.links import LinkNotFound, basename
 
@@ -88,6 +88,8 @@ async def stream(request: HttpRequest, job_id: str, file_id: str | None = None) 
                 if target.source != "disk":
                     raise streams.Busy("The engine holding this download cannot be reached right now.",
                                        code="engine_unavailable") from None
+        if target.source == "backend":
+            return await remote.respond(request, target)
         return await _from_disk(request, target)
     except DomainError as exc:
         return _error(exc)
@@ -124,7 +126,8 @@ async def _from_disk(request: HttpRequest, target: streams.StreamTarget) -> Http
     if answer.multipart:
         body = sending.coalesce(body)
     done = _on_done(target.user.pk, answer.status, fields, slot=True)
-    return StreamingHttpResponse(sending.ametered(body, done), status=answer.status, headers=answer.headers)
+    return ephemeral.track_reads(
+        StreamingHttpResponse(sending.ametered(body, done), status=answer.status, headers=answer.headers), target.job)
 
 
 def _live_plan(request: HttpRequest, target: streams.StreamTarget) -> tuple[int, int, int, dict[str, str]]:
@@ -184,7 +187,7 @@ async def _from_engine(request: HttpRequest, target: streams.StreamTarget) -> Ht
               "ttfb_ms": round((time.monotonic() - began) * 1000)}
     done = _on_done(target.user.pk, status, fields, slot=True)
     body = _live_body(reader, target.path, start, length, available, done)
-    return StreamingHttpResponse(body, status=status, headers=headers)
+    return ephemeral.track_reads(StreamingHttpResponse(body, status=status, headers=headers), target.job)
 
 
 async def _live_body(reader: live.EngineReader, path: Path, start: int, length: int, available: int,

@@ -11,6 +11,15 @@ The protocol is JSON lines, one connection per reader (one HTTP response being s
     ← {"ok": true, "available": 786432}          (0: the piece did not arrive within `wait`)
     ← {"ok": false, "code": "not_here" | "no_metadata" | "no_file" | "denied" | "bad_request"}
 
+Preload (streaming/preload.py, from the worker; one request per connection, no reader held open):
+
+    → {"op": "preload", "key": <shared key>, "job": 12, "path": "movie/movie.mp4", "cancel": false}
+    ← {"ok": true, "missing": 3}        (head and tail pieces of the file not yet on disk; 0: done, dropped)
+
+A preload is a reader with no position: deadlines on the file's head and tail pieces only. It lives until its
+pieces are on disk, until cancelled, or PRELOAD_TTL after the last request for it (the worker repeats it while
+it wants it), so a dead worker leaves no deadlines behind for long.
+
 Why a socket and not the job row: the row is polled every ENGINE_POLL_INTERVAL and a seek must move the
 window within milliseconds. Why one connection per reader: its end (a player cancelling a request, a web
 process dying) is the "reader gone" signal, with no lease to expire.
@@ -53,6 +62,7 @@ POLL = 0.02  # seconds between two looks at a missing piece: far below a player'
 MAX_LINE = 4096
 HEAD_TAIL_BYTES = 1 << 20  # the file's first and last MiB: container headers and indexes
 MAX_AVAILABLE_SCAN = 64  # pieces looked at per answer: the web asks again when it has sent them
+PRELOAD_TTL = 30.0  # seconds a preload stays without being asked again
 
 
 def channel_key() -> str:
@@ -89,6 +99,7 @@ class FileGeometry:
 class Reader:
     geometry: FileGeometry
     position: int = 0
+    preload: bool = False  # only the head and tail pieces, for a player that has not started yet
 
 
 @dataclass
@@ -109,6 +120,7 @@ class Streams:
         self._lock = threading.Lock()
         self._by_job: dict[int, TorrentStreams] = {}
         self._next_reader = 0
+        self._preloads: dict[tuple[int, str], tuple[int, float]] = {}  # (job, path) → (reader id, expiry)
 
     # --- readers ---------------------------------------------------------------------------------------
 
@@ -177,6 +189,48 @@ class Streams:
             handle.set_piece_deadline(piece, rank * step)
         streams.deadlined = set(wanted)
 
+    # --- preload ---------------------------------------------------------------------------------------
+
+    def preload(self, job_id: int, path: str, *, cancel: bool = False) -> int:
+        """Fetch the file's head and tail pieces first (or stop, with `cancel`); how many are not on disk yet."""
+        self._expire_preloads()
+        if cancel:
+            self._drop_preload((job_id, path))
+            return 0
+        torrent = self.torrent(job_id)
+        if torrent is None:
+            raise StreamRefused("not_here")
+        info = torrent.handle.torrent_file()
+        if info is None:
+            raise StreamRefused("no_metadata")  # the engine is fetching it: ask again shortly
+        geometry = _geometry(info, path)
+        with self._lock:
+            streams = self._by_job.setdefault(job_id, TorrentStreams())
+            reader_id = self._preloads.get((job_id, path), (None, 0.0))[0]
+            if reader_id not in streams.readers:
+                self._next_reader += 1
+                reader_id = self._next_reader
+                streams.readers[reader_id] = Reader(geometry, preload=True)
+                self._apply(job_id, torrent)
+            self._preloads[(job_id, path)] = (reader_id, time.monotonic() + PRELOAD_TTL)
+        missing = sum(not self._on_disk(job_id, piece) for piece in _head_tail(geometry))
+        if not missing:
+            self._drop_preload((job_id, path))
+        return missing
+
+    def _drop_preload(self, key: tuple[int, str]) -> None:
+        with self._lock:
+            entry = self._preloads.pop(key, None)
+        if entry is not None:
+            self.close(key[0], entry[0])
+
+    def _expire_preloads(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            expired = [key for key, (_, expiry) in self._preloads.items() if expiry < now]
+        for key in expired:
+            self._drop_preload(key)
+
     # --- verified bytes --------------------------------------------------------------------------------
 
     def available(self, job_id: int, reader_id: int, offset: int, wait: float) -> int:
@@ -237,6 +291,8 @@ def _window(reader: Reader) -> list[int]:
     """The pieces a reader wants soon, most urgent first: where it reads, then the file's head and tail,
     then the rest of the window (STREAM_WINDOW_BYTES ahead)."""
     geometry = reader.geometry
+    if reader.preload:
+        return _head_tail(geometry)
     ahead = list(geometry.pieces(reader.position, settings.STREAM_WINDOW_BYTES))
     head = list(geometry.pieces(0, HEAD_TAIL_BYTES))
     tail = list(geometry.pieces(max(0, geometry.size - HEAD_TAIL_BYTES), HEAD_TAIL_BYTES))
@@ -245,6 +301,13 @@ def _window(reader: Reader) -> list[int]:
         if piece not in order:
             order.append(piece)
     return order
+
+
+def _head_tail(geometry: FileGeometry) -> list[int]:
+    """The pieces holding the file's first and last HEAD_TAIL_BYTES, head first."""
+    head = list(geometry.pieces(0, HEAD_TAIL_BYTES))
+    tail = list(geometry.pieces(max(0, geometry.size - HEAD_TAIL_BYTES), HEAD_TAIL_BYTES))
+    return head + [piece for piece in tail if piece not in head]
 
 
 def _piece_matches(torrent: Torrent, piece: int) -> bool:
@@ -310,6 +373,11 @@ class _Handler(socketserver.StreamRequestHandler):
             job_id = int(request["job"])
             reader_id, geometry = streams.open(job_id, str(request["path"]))
             return {"ok": True, "size": geometry.size, "piece_length": geometry.piece_length}, (job_id, reader_id)
+        if op == "preload" and opened is None:
+            if not hmac.compare_digest(str(request.get("key", "")), channel_key()):
+                raise StreamRefused("denied")
+            job_id, path, cancel = int(request["job"]), str(request["path"]), bool(request.get("cancel"))
+            return {"ok": True, "missing": streams.preload(job_id, path, cancel=cancel)}, None
         if op == "read" and opened is not None:
             offset, wait = int(request["offset"]), min(float(request["wait"]), 600.0)
             if offset < 0 or wait < 0:

@@ -25,7 +25,8 @@ class TrackerRulesAdmin(admin.ModelAdmin):
 
 @admin.register(SeedingLedger)
 class SeedingLedgerAdmin(admin.ModelAdmin):
-    list_display = ("job", "tracker", "seeded_seconds", "completed_at", "satisfied_at", "released_at", "checked_at")
+    list_display = ("job", "tracker", "seeded_seconds", "completed_at", "satisfied_at", "tracker_satisfied_at",
+                    "released_at", "checked_at")
     list_filter = ("tracker", ("satisfied_at", admin.EmptyFieldListFilter))
     list_select_related = ("job",)
     search_fields = ("job__name",)

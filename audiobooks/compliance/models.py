@@ -2,10 +2,12 @@
 
 SeedingLedger life::
 
-    (downloading) ──complete──► seeding, unsatisfied ──seeded ≥ min_seed_time──► satisfied
-                                        │                                          │ policy: remove, and
-                                        └─ window passed unsatisfied: hit & run    ▼ the tracker agrees
-                                                                                released (left the client)
+    (downloading) ──complete──► seeding ──seeded ≥ min_seed_time──► clock satisfied ──the tracker no longer
+                                   │       (Flotilla's clock)                         lists it as unsatisfied──►
+                                   └─ window passed unsatisfied: hit & run    satisfied (both agree)
+                                                                                 │ policy: remove
+                                                                                 ▼
+                                                                    released (left the client)
 """
 
 from __future__ import annotations
@@ -81,7 +83,10 @@ class SeedingLedger(models.Model):
     incarnation = models.CharField(max_length=100, blank=True,
                                    help_text="The torrent's identity in its client (backend + added time).")
     completed_at = models.DateTimeField(null=True, blank=True)
-    satisfied_at = models.DateTimeField(null=True, blank=True)
+    satisfied_at = models.DateTimeField(null=True, blank=True, help_text="Flotilla's clock reached the rules' time.")
+    tracker_satisfied_at = models.DateTimeField(
+        null=True, blank=True, help_text="The tracker's own list no longer had it as unsatisfied (read after "
+                                         "Flotilla's clock, plus the margin, was satisfied).")
     released_at = models.DateTimeField(null=True, blank=True, help_text="Removed from the client (policy).")
     checked_at = models.DateTimeField(null=True, blank=True)
 
@@ -93,7 +98,8 @@ class SeedingLedger(models.Model):
 
     @property
     def satisfied(self) -> bool:
-        return self.satisfied_at is not None
+        """Both clocks agree: Flotilla's seconds and the tracker's own snatch list."""
+        return self.satisfied_at is not None and self.tracker_satisfied_at is not None
 
     def window_ends_at(self, rules: TrackerRules) -> dt.datetime | None:
         return self.completed_at + rules.seed_window if self.completed_at else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from collections import defaultdict
 
 from django.db import transaction
@@ -15,6 +16,8 @@ from django.utils import timezone
 from accounts.audit import record_audit
 from downloads.backends import Refuse, Wait
 from downloads.models import Job, ProcessHeartbeat, Status
+from indexers import clients as indexer_clients
+from indexers import ratelimit
 from indexers import services as indexers
 from indexers.clients import ClientError as IndexerError
 from indexers.models import Indexer, JobSource
@@ -34,6 +37,10 @@ CLIENT_UNKNOWN = "tracker_client_unknown"
 # Not started yet (or gone): these do not count as the account's unsatisfied torrents from Flotilla's side.
 NOT_SNATCHED = {Status.QUEUED, Status.FAILED, Status.CANCELLED}
 ENGINE = "engine"
+# Satisfied by both clocks (a job without a ledger is not).
+SATISFIED = Q(seeding_ledger__satisfied_at__isnull=False, seeding_ledger__tracker_satisfied_at__isnull=False)
+TORRENT_ID = re.compile(r"/t/(\d{1,12})/?$")
+SNATCH_PAGES = 20
 FREE_FLAGS = {"freeleech", "vip", "personal_freeleech", "fl_vip"}
 
 
@@ -139,7 +146,7 @@ def local_unsatisfied(user_id: int, indexer_id: int) -> int:
     yet seen satisfied (started, not failed/cancelled, no satisfied ledger)."""
     started = Job.objects.filter(user_id=user_id, indexer_source__indexer_id=indexer_id).exclude(
         status__in=NOT_SNATCHED)
-    return started.exclude(seeding_ledger__satisfied_at__isnull=False).count()
+    return started.exclude(SATISFIED).count()
 
 
 def unsatisfied_wait(rules: TrackerRules, job: Job, indexer: Indexer) -> Wait | None:
@@ -217,10 +224,16 @@ def _observe(rules: TrackerRules, ledger: SeedingLedger, *, complete: bool, repo
 
 
 def tracker_agrees(rules: TrackerRules, ledger: SeedingLedger) -> bool:
-    """The tracker counts seeding time it saw through announces, not the client's seconds: only once the
-    margin has passed beyond Flotilla's satisfied clock is the tracker taken to agree."""
+    """Both clocks agree (`check_snatches` asked the tracker once Flotilla's clock and the margin passed)."""
+    return ledger.satisfied
+
+
+def ready_to_ask(rules: TrackerRules, ledger: SeedingLedger) -> bool:
+    """The tracker counts seeding time it saw through announces, not the client's seconds: it is asked about a
+    torrent only once the margin has passed beyond Flotilla's satisfied clock (a torrent it has not yet seen
+    announced is not on its unsatisfied list either)."""
     need = (rules.min_seed_time + rules.satisfied_margin).total_seconds()
-    return ledger.satisfied and ledger.seeded_seconds >= need
+    return ledger.satisfied_at is not None and ledger.seeded_seconds >= need
 
 
 def ledger_jobs():
@@ -324,7 +337,7 @@ def refresh_accounts() -> int:
     unsatisfied count and the ratio the guard reads). Returns accounts read."""
     trackers = list(TrackerRules.objects.filter(enabled=True).values_list("tracker", flat=True))
     busy = Job.objects.filter(indexer_source__indexer__kind__in=trackers).exclude(
-        status__in={Status.FAILED, Status.CANCELLED}).exclude(seeding_ledger__satisfied_at__isnull=False)
+        status__in={Status.FAILED, Status.CANCELLED}).exclude(SATISFIED)
     read = 0
     for indexer in Indexer.objects.filter(pk__in=busy.values("indexer_source__indexer"), enabled=True):
         if indexer.in_backoff():
@@ -337,6 +350,78 @@ def refresh_accounts() -> int:
     return read
 
 
+# --- the tracker's side: its snatch list -------------------------------------------------------------------
+
+
+def tracker_torrent_id(source: JobSource) -> int | None:
+    """The tracker's id of the grabbed torrent, from its guid or info URL (MyAnonamouse: …/t/<id>)."""
+    for url in (source.guid, source.info_url):
+        found = TORRENT_ID.search(url or "")
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def awaiting_tracker():
+    """Ledgers Flotilla's clock has satisfied (margin included) that the tracker has not yet confirmed."""
+    return (SeedingLedger.objects.filter(satisfied_at__isnull=False, tracker_satisfied_at__isnull=True,
+                                         released_at__isnull=True)
+            .select_related("job__indexer_source__indexer"))
+
+
+def check_snatches(now: dt.datetime | None = None) -> int:
+    """Per indexer, ONE read of the account's unsatisfied snatch list (paged), only when a ledger waits for the
+    tracker: a torrent Flotilla's clock satisfied that the list no longer has is satisfied by both. A failed
+    read changes nothing (the next sweep asks again). Returns ledgers confirmed."""
+    now = now or timezone.now()
+    rules = {r.tracker: r for r in TrackerRules.objects.filter(enabled=True)}
+    waiting: dict[int, list[SeedingLedger]] = defaultdict(list)
+    for ledger in awaiting_tracker():
+        source = ledger.job.indexer_source
+        tracker_rules = rules.get(source.indexer.kind) if source.indexer else None
+        if tracker_rules and ready_to_ask(tracker_rules, ledger) and tracker_torrent_id(source):
+            waiting[source.indexer_id].append(ledger)
+    confirmed = 0
+    for indexer in Indexer.objects.filter(pk__in=list(waiting), enabled=True):
+        try:
+            listed = unsatisfied_ids(indexer)
+        except IndexerError as exc:
+            log.info("compliance: snatch list failed", extra={"indexer": indexer.pk, "code": exc.code})
+            continue
+        done = [ledger.pk for ledger in waiting[indexer.pk]
+                if tracker_torrent_id(ledger.job.indexer_source) not in listed]
+        confirmed += SeedingLedger.objects.filter(pk__in=done).update(tracker_satisfied_at=now)
+    return confirmed
+
+
+def unsatisfied_ids(indexer: Indexer) -> set[int]:
+    """The torrent ids on the account's `unsat` snatch list, page by page (each request spaced by the
+    indexer's interval, MAM asks 2 s) until an empty page or one that repeats the last."""
+    uid = (indexer.account_status or {}).get("uid") or indexers.refresh_account(indexer).get("uid")
+    if not uid:
+        raise IndexerError("The tracker did not say which account this is.", code="bad_response")
+    client = indexer_clients.build(indexer, deadline=time.monotonic() + indexer.timeout * SNATCH_PAGES)
+    if not hasattr(client, "snatch_page"):
+        raise IndexerError(f"{indexer.kind} has no snatch list.", code="unsupported", permanent=True)
+    ids: set[int] = set()
+    previous: list[int] | None = None
+    try:
+        for page in range(SNATCH_PAGES):
+            ratelimit.wait_until(ratelimit.reserve(indexer.pk, indexer.request_interval),
+                                 time.time() + indexer.timeout)
+            rows = [row["id"] for row in client.snatch_page(uid, "unsat", page)]
+            if not rows or rows == previous:
+                break
+            ids.update(rows)
+            previous = rows
+    finally:
+        if client.updated_secrets:  # MAM rotated its cookie: the newest replaces the stored one
+            indexer.set_secrets(client.updated_secrets)
+            Indexer.objects.filter(pk=indexer.pk).update(credentials=indexer.credentials)
+    return ids
+
+
 def sweep() -> dict[str, int]:
-    """The worker's compliance round: ledgers first (a torrent just satisfied frees a place), then accounts."""
-    return {"ledgers": sync_ledgers(), "accounts": refresh_accounts()}
+    """The worker's compliance round: ledgers first (a torrent just satisfied frees a place), then accounts,
+    then the tracker's word on torrents Flotilla's clock satisfied."""
+    return {"ledgers": sync_ledgers(), "accounts": refresh_accounts(), "tracker": check_snatches()}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from datetime import datetime
 
 from indexers.clients.base import (
@@ -179,13 +180,27 @@ class MyAnonamouseClient(IndexerClient):
             raise ClientError("MyAnonamouse's account answer is not an object.", code="bad_response")
         unsat = data.get("unsat") if isinstance(data.get("unsat"), dict) else {}
         classname = clean_text(data.get("classname"), 40)
-        return {"username": clean_text(data.get("username"), 60), "class": classname,
+        return {"username": clean_text(data.get("username"), 60), "uid": to_int(data.get("uid")), "class": classname,
                 "vip": classname in ("VIP", "Elite VIP"), "ratio": _float(data.get("ratio")),
                 "seedbonus": to_int(data.get("seedbonus")), "wedges": to_int(data.get("wedges")),
                 "uploaded_bytes": to_int(data.get("uploaded_bytes")),
                 "downloaded_bytes": to_int(data.get("downloaded_bytes")),
                 "unsatisfied": to_int(unsat.get("count")), "unsatisfied_limit": to_int(unsat.get("limit")),
                 "snatch_summary": _summary(data)}
+
+    def snatch_page(self, uid: int, kind: str = "unsat", iteration: int = 0) -> list[dict]:
+        """One page of the user's snatch list of one kind (`/json/loadUserDetailsTorrents.php`; `unsat`: the
+        torrents the tracker does not yet count as satisfied), rows reduced to id, title, seeding seconds and
+        whether the download finished. Numbers arrive as numbers or strings; rows without an id are dropped.
+        `cacheTime` as MAM's own page sends it (a fresh answer, not a cached one)."""
+        response = self._call("/json/loadUserDetailsTorrents.php", [
+            ("uid", str(uid)), ("type", kind), ("iteration", str(iteration)), ("cacheTime", str(int(time.time())))])
+        data = parse_json(response.body)
+        if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+            raise ClientError("MyAnonamouse's snatch list has no rows.", code="bad_response")
+        return [{"id": to_int(row.get("id")), "title": clean_text(html.unescape(str(row.get("title") or "")), 300),
+                 "seedtime": to_int(row.get("seedtime")), "finished": to_bool(row.get("finished"))}
+                for row in data["rows"] if isinstance(row, dict) and to_int(row.get("id"))]
 
     def capabilities(self) -> Capabilities:
         return self.static_capabilities()

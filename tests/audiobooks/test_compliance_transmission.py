@@ -76,10 +76,17 @@ def book_on(daemon: daemons.Daemon, name: str) -> bytes:
     return make_torrent(folder, trackers=["http://127.0.0.1:9/announce"], private=True)
 
 
-def grab(user, indexer, server, torrent: bytes, name: str) -> Job:
+def grab(user, indexer, server, torrent: bytes, name: str, mam: FakeMam) -> Job:
+    """The job a grab of the fake's torrent makes (its guid is MAM's info URL: the tracker's torrent id)."""
+    tid = mam.add(name, torrent=torrent)
     job = jobs.add_torrent(user, torrent, backend=server.backend_name)
-    JobSource.objects.create(job=job, indexer=indexer, indexer_name=indexer.name, guid=name, title=name)
+    JobSource.objects.create(job=job, indexer=indexer, indexer_name=indexer.name, title=name,
+                             guid=f"https://www.myanonamouse.net/t/{tid}")
     return job
+
+
+def tracker_id(job: Job) -> int:
+    return compliance.tracker_torrent_id(JobSource.objects.get(job=job))
 
 
 def rpc(daemon: daemons.Daemon) -> transmission_rpc.Client:
@@ -121,7 +128,7 @@ def test_stop_limits_off_and_seeding_time_survives_restarts(user, plan, mam, tra
     indexer = IndexerFactory(owner=user, kind="myanonamouse", url=mam.base_url,
                              credentials=json.dumps({"mam_id": mam.new_session()}))
     server = TorrentServerFactory(owner=user, **transmission.server_fields())
-    job = grab(user, indexer, server, book_on(transmission, "Seeded Book"), "Seeded Book")
+    job = grab(user, indexer, server, book_on(transmission, "Seeded Book"), "Seeded Book", mam)
 
     wait_until(lambda: (tick(), Job.objects.get(pk=job.pk).status != Status.QUEUED)[1], "the grab started")
     server.refresh_from_db()
@@ -166,20 +173,24 @@ def test_grab_waits_at_the_unsatisfied_limit_and_starts_when_a_torrent_is_satisf
     indexer = IndexerFactory(owner=user, kind="myanonamouse", url=mam.base_url,
                              credentials=json.dumps({"mam_id": mam.new_session()}))
     server = TorrentServerFactory(owner=user, **transmission.server_fields())
-    first = grab(user, indexer, server, book_on(transmission, "First Book"), "First Book")
+    first = grab(user, indexer, server, book_on(transmission, "First Book"), "First Book", mam)
     wait_until(lambda: (tick(), Job.objects.get(pk=first.pk).status != Status.QUEUED)[1], "the first grab started")
-    mam.unsat_count = 1  # the tracker saw it announced
+    mam.unsat_count, mam.snatches["unsat"] = 1, [tracker_id(first)]  # the tracker saw it announced
 
-    second = grab(user, indexer, server, book_on(transmission, "Second Book"), "Second Book")
+    second = grab(user, indexer, server, book_on(transmission, "Second Book"), "Second Book", mam)
     tick()
     second.refresh_from_db()
     assert (second.status, second.reason_code) == (Status.QUEUED, compliance.UNSAT_LIMIT)
     assert "1 of your 1 unsatisfied" in second.reason
 
-    # The first torrent seeds long enough (Flotilla's clock), the tracker agrees (its count drops): the second
+    # The first torrent seeds long enough by Flotilla's clock, but the tracker still lists it as unsatisfied:
+    # not satisfied, the second waits. Once the tracker agrees (off its list, its count drops) the second
     # starts on its own, nobody touches it.
-    wait_until(lambda: (tick(), ledger(first).satisfied)[1], "the first torrent satisfied", 60)
+    wait_until(lambda: (tick(), ledger(first).satisfied_at is not None)[1], "Flotilla's clock satisfied", 60)
     tick()
-    assert Job.objects.get(pk=second.pk).status == Status.QUEUED  # the tracker still counts it: it waits
-    mam.unsat_count = 0
+    assert not ledger(first).satisfied and ledger(first).tracker_satisfied_at is None
+    assert Job.objects.get(pk=second.pk).status == Status.QUEUED
+    mam.unsat_count, mam.snatches["unsat"] = 0, []
     wait_until(lambda: (tick(), Job.objects.get(pk=second.pk).status != Status.QUEUED)[1], "the second grab started")
+    assert ledger(first).satisfied
+    assert len(mam.paths("/json/loadUserDetailsTorrents.php")) >= 2  # asked while it waited, and once more

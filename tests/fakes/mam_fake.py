@@ -7,6 +7,10 @@ Shapes from ../shared/research/prowlarr_mam.md §4 (Prowlarr's and Jackett's MyA
   `{"error": "Nothing returned, out of 0"}` when nothing matches;
 - `GET /tor/download.php?tid=<id>` → the .torrent bytes (`application/x-bittorrent`);
 - `GET /jsonLoad.php[?snatch_summary]` → the account (username, classname, ratio, unsat {count, limit}, …);
+- `GET /json/loadUserDetailsTorrents.php?uid=&type=unsat|sSat|seedUnsat|…&iteration=N` → the user's snatch list
+  of that kind, `{"rows": [...], "success": true}`, each row in the shape a public MAM client decodes
+  (research audiobooks.md §4: id, title, seedtime, finished, … numbers often strings), `snatch_page_size` rows
+  a page, `{"rows": []}` past the end; another user's uid → `{"rows": [], "success": false}`;
 - the `mam_id` cookie: every authenticated answer sets a new one (`Set-Cookie: mam_id=…`); with
   `strict_rotation` the previous value stops working once a newer one was handed out (so a client that does
   not persist the rotation fails on its next call); an unknown/expired cookie → 403 with MAM's text
@@ -27,6 +31,9 @@ import time
 from tests.fakes.indexer_http import Answer, FakeIndexerServer
 
 ERROR_SIGNED_OUT = b"Error, you are not signed in <br />"
+UID = 4242
+SNATCH_KINDS = ("unsat", "seedUnsat", "inactUnsat", "sSat", "inactSat", "seedHnr", "inactHnr", "upAct", "upInact",
+                "leeching")
 
 
 def sample_torrent(name: str) -> bytes:
@@ -54,6 +61,9 @@ class FakeMam(FakeIndexerServer):
         # The account's standing, as tests set it (jsonLoad.php): unsatisfied count/limit, transfer totals.
         self.unsat_count, self.unsat_limit = 3, 50
         self.uploaded_bytes, self.downloaded_bytes = 321 * 2**30, 100 * 2**30
+        # The snatch lists (loadUserDetailsTorrents.php) by kind: torrent ids, as tests set them.
+        self.snatches: dict[str, list[int]] = {kind: [] for kind in SNATCH_KINDS}
+        self.snatch_page_size = 50
 
     def new_session(self) -> str:
         value = secrets.token_urlsafe(24)
@@ -108,6 +118,8 @@ class FakeMam(FakeIndexerServer):
             if tid not in self.files:
                 return Answer(404, b"Error, no such torrent", "text/html", cookie_headers)
             return Answer(200, self.files[tid], "application/x-bittorrent", cookie_headers)
+        if path == "/json/loadUserDetailsTorrents.php":
+            return Answer(200, json.dumps(self._snatch_list(params)).encode(), "application/json", cookie_headers)
         if path == "/jsonLoad.php":
             return Answer(200, json.dumps(self._account(snatch="snatch_summary" in params)).encode(),
                           "application/json", cookie_headers)
@@ -134,9 +146,34 @@ class FakeMam(FakeIndexerServer):
             body = {"perpage": per_page, "start": start, "data": page, "total": len(found), "found": len(found)}
         return Answer(200, json.dumps(body).encode(), "application/json", cookie_headers)
 
+    def _snatch_list(self, params: dict) -> dict:
+        if params.get("uid") != str(UID) or params.get("type") not in self.snatches:
+            return {"rows": [], "success": False}
+        iteration = int(params.get("iteration", "0")) if params.get("iteration", "0").isdigit() else 0
+        start = iteration * self.snatch_page_size
+        ids = self.snatches[params["type"]][start:start + self.snatch_page_size]
+        return {"rows": [self._snatch_row(tid) for tid in ids], "success": True}
+
+    def _snatch_row(self, tid: int) -> dict:
+        """One row as MAM sends it: ids and counters often as strings, dates as text and unix seconds."""
+        row = self.torrents.get(tid, {"title": f"Torrent {tid}", "size": "1 GiB", "category": 39})
+        return {"catname": "Audiobooks - Science Fiction", "catimg": "cat_audio_scifi.png",
+                "category": str(row["category"]), "id": str(tid), "title": row["title"], "comments": "0",
+                "last_seed": "2026-11-30 10:00:00", "size": row["size"], "tags": "unabridged", "browseFlags": "0",
+                "free": "0", "vip": 0, "vip_expire": None, "times_completed": "250", "uploaded": "1048576",
+                "downloaded": "1048576", "complete_date": "2026-11-29 10:00:00", "complete_unix": "1764410400",
+                "seedtime": "3600", "leechtime": "120", "OneToOne": "0", "last_action": "2026-11-30 10:00:00",
+                "last_action_unix": "1764496800", "start_date": "2026-11-29 09:58:00", "start_unix": "1764410280",
+                "finished": "1", "to_go": "0", "seeders": "10", "leechers": "1", "uploaderName": "uploader",
+                "uploaderID": "77", "personalFree": "0", "cat": "<img src='cat_audio_scifi.png'>",
+                "dl": secrets.token_hex(8), "percentDone": 100, "to_go_pretty": "0 B", "STG": "2d 23:00:00",
+                "author": [{"id": "1", "name": "Andy Weir"}], "series": [], "categories": [],
+                "fileTypes": [{"id": "3", "name": "m4b"}], "narrator": [{"id": "2", "name": "Ray Porter"}],
+                "fileTypesDisabled": []}
+
     def _account(self, *, snatch: bool) -> dict:
         ratio = self.uploaded_bytes / self.downloaded_bytes if self.downloaded_bytes else 0.0
-        data = {"username": "reader", "uid": 4242, "classname": self.classname, "ratio": f"{ratio:.2f}",
+        data = {"username": "reader", "uid": UID, "classname": self.classname, "ratio": f"{ratio:.2f}",
                 "uploaded_bytes": self.uploaded_bytes, "downloaded_bytes": self.downloaded_bytes,
                 "seedbonus": 12345, "wedges": 2,
                 "unsat": {"count": self.unsat_count, "limit": self.unsat_limit, "name": "Unsatisfied"}}

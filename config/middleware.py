@@ -12,12 +12,13 @@ from config.logging import client_ip_var, request_id_var
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # Signed download links carry their credential in the path: never log it.
 _TOKEN_PATH = re.compile(r"^/d/([a-z])/[^/]+/")
+_SHARE_PATH = re.compile(r"^/s/[^/]+(/|$)")  # public share links (streaming/shares.py)
 
 access_log = logging.getLogger("flotilla.access")
 
 
 def loggable_path(path: str) -> str:
-    return _TOKEN_PATH.sub(r"/d/\1/[token]/", path)
+    return _SHARE_PATH.sub(r"/s/[token]\1", _TOKEN_PATH.sub(r"/d/\1/[token]/", path))
 
 
 class RequestIdMiddleware:

@@ -237,6 +237,7 @@ MAGNET_MAX_LENGTH = env.int("MAGNET_MAX_LENGTH", default=8192)
 MAGNET_MAX_TRACKERS = env.int("MAGNET_MAX_TRACKERS", default=200)
 DEFAULT_BACKEND = env.str("DEFAULT_BACKEND", default="engine")
 SIGNED_URL_MAX_AGE = env.int("SIGNED_URL_MAX_AGE", default=15 * 60)
+SHARE_MAX_DAYS = env.int("SHARE_MAX_DAYS", default=7)  # longest expiry a user may give a share link
 # --- Streaming (streaming/stream.py, docs/architecture.md "Streaming") ----------------------------------
 STREAM_TIMEOUT = env.float("STREAM_TIMEOUT", default=30.0)  # seconds for the first needed piece, else 408
 # A player re-requests ranges with the same URL for the whole film: its signed link lives this long.
@@ -248,10 +249,6 @@ STREAM_RETRY_AFTER = env.int("STREAM_RETRY_AFTER", default=5)
 # Completed files sent by a reverse proxy: "" (off), "x-accel-redirect" (nginx) or "x-sendfile" (Caddy/Apache).
 STREAM_OFFLOAD = env.str("STREAM_OFFLOAD", default="")
 STREAM_OFFLOAD_PREFIX = env.str("STREAM_OFFLOAD_PREFIX", default="/_protected/")  # nginx internal location
-# "Play without downloading" jobs are removed with their data after this long with no byte read (streaming/ephemeral.py).
-STREAM_IDLE_MINUTES = env.int("STREAM_IDLE_MINUTES", default=30)
-# Preload queue (streaming/preload.py): items on screen whose head and tail pieces are fetched at once.
-MAX_PRELOAD_CONCURRENCY = env.int("MAX_PRELOAD_CONCURRENCY", default=3)
 PROGRESS_EVENT_INTERVAL = env.float("PROGRESS_EVENT_INTERVAL", default=1.0)
 PROGRESS_EVENT_RETENTION_HOURS = env.int("PROGRESS_EVENT_RETENTION_HOURS", default=24)
 EVENT_RELAY_INTERVAL = env.float("EVENT_RELAY_INTERVAL", default=0.1)

@@ -14,6 +14,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("d/", include("streaming.urls")),
+    path("s/", include("streaming.share_urls")),  # public share links (issue 13)
     path("qbittorrent/", include("downloads.qbittorrent_api.urls")),  # qBittorrent Web API v2 (issue 14)
     path("prowlarr/", include("indexers.prowlarr.urls")),  # Prowlarr API v1 for AudioBookRequest (issue 12)
     path("torznab/", include("indexers.torznab.urls")),  # Torznab feeds for the *arr apps (issue 12)

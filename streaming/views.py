@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from config.errors import DomainError
 from config.logging import request_id_var
 from downloads.models import Job
-from streaming import files, links, sending, zips
+from streaming import files, links, sending, shares, zips
 
 
 class JobFilesView(APIView):
@@ -90,3 +90,79 @@ def zip_download(request: HttpRequest, token: str, name: str) -> HttpResponse:
         return _error(exc)
     return _respond(request, answer, lambda: zips.read_zip(target, answer.segments, answer.trailer),
                     target.user.pk, after=lambda sent: zips.remember_crcs(target.archive))
+
+
+# --- share links: /s/<token>/ (streaming/shares.py) ------------------------------------------------------
+
+_SHARE_PAGE_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "private, no-store",
+                       "X-Robots-Tag": "noindex, nofollow"}
+
+
+def _share_refused(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    """A visitor has a browser, not an API client: a refusal is a short page saying why (410 gone, 404…)."""
+    headers = {**_SHARE_PAGE_HEADERS, **(getattr(exc, "headers", None) or {})}
+    response = render(request, "streaming/share_gone.html", {"message": exc.detail, "code": exc.code},
+                      status=exc.http_status)
+    for name, value in headers.items():
+        response[name] = value
+    response._has_been_logged = True  # the path holds the token
+    return response
+
+
+@require_http_methods(["GET", "HEAD"])
+def share_page(request: HttpRequest, token: str) -> HttpResponse:
+    """/s/<token>/: the shared files with their download links (and the zip of a whole job)."""
+    try:
+        share = shares.find_share(token)
+    except DomainError as exc:
+        return _share_refused(request, exc)
+    context = {"share": share, "links": shares.page_links(share)}
+    response = render(request, "streaming/share.html", context)
+    for name, value in _SHARE_PAGE_HEADERS.items():
+        response[name] = value
+    return response
+
+
+def _share_send(request: HttpRequest, share, answer: sending.Delivery, full_size: int,
+                chunks: Callable[[], Iterator[bytes]], after: Callable[[int], None] | None = None) -> HttpResponse:
+    if request.method == "GET":
+        first_byte = min(s.start for s in answer.segments) if answer.status == 206 else 0
+        shares.start_download(share, first_byte=first_byte, length=int(answer.headers["Content-Length"]),
+                              full_size=full_size)
+
+    def done(sent: int) -> None:
+        shares.count_bytes(share.pk, sent)
+        if after is not None:
+            after(sent)
+
+    answer.log_fields["share"] = share.pk
+    return _respond(request, answer, chunks, share.user_id, after=done)
+
+
+@require_http_methods(["GET", "HEAD"])
+def share_file(request: HttpRequest, token: str, file_id: int, name: str) -> HttpResponse:
+    """/s/<token>/f/<file id>/<name>: one shared file, Range as for any file; metered on the owner."""
+    try:
+        share = shares.find_share(token, allow_exhausted=True)
+        target = shares.file_target(share, file_id)
+        answer = files.plan_file(target, range_header=request.headers.get("Range"),
+                                 if_range=request.headers.get("If-Range"), inline=False)
+        return _share_send(request, share, answer, target.size,
+                           lambda: files.read_file(target, answer.segments, answer.trailer))
+    except DomainError as exc:
+        return _share_refused(request, exc)
+
+
+@require_http_methods(["GET", "HEAD"])
+def share_zip(request: HttpRequest, token: str, name: str) -> HttpResponse:
+    """/s/<token>/zip/<name>.zip: the whole shared job as a zip that resumes; metered on the owner."""
+    try:
+        share = shares.find_share(token, allow_exhausted=True)
+        target = shares.zip_target(share)
+        answer = zips.plan_zip(target, range_header=request.headers.get("Range"),
+                               if_range=request.headers.get("If-Range"))
+        return _share_send(request, share, answer, target.size,
+                           lambda: zips.read_zip(target, answer.segments, answer.trailer),
+                           after=lambda sent: zips.remember_crcs(target.archive))
+    except DomainError as exc:
+        return _share_refused(request, exc)

@@ -84,6 +84,8 @@
     list.insertBefore(card, next || null);
     card.animate([{ opacity: 0 }, { opacity: 1 }], { duration: 200 });
     refreshEmpty();
+    // A .torrent's files are known when the job is created (no files event follows): ask once.
+    if (typeof job.playable !== "boolean") checkPlayable(job.id);
     return card;
   }
 
@@ -136,7 +138,7 @@
     }
   }
 
-  /** Files were registered or deleted: the card's Play shows once the job has a video or audio file. */
+  /** A new card, or files registered or deleted: the card's Play shows once the job has a video or audio file. */
   async function checkPlayable(id) {
     try {
       const listing = await F.api("GET", `${config.apiJobs}${id}/files/`);

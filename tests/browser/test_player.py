@@ -2,8 +2,9 @@
 
 The real chain: a loopback tracker and a rate-limited libtorrent seeder (tests/swarm.py) serve the issue's
 1080p 30 s test video (made by ffmpeg at test time, `moov` at the end as most downloads have it); `runengine`
-downloads it; daphne streams it to Chromium through the engine's stream channel. The seeder sends about 1.5 times
-the video's bitrate, so the whole file takes ~20 s: the test plays, seeks and finishes its checks within that.
+downloads it; the dashboard's card grows a Play button once the engine knows the file; daphne streams it to
+Chromium through the engine's stream channel. The seeder sends about 1.5 times the video's bitrate, so the
+whole file takes ~20 s: the test plays, seeks and finishes its checks within that.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tests import procs
 from tests.accounts.factories import ApiKeyFactory, UserFactory
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
 from tests.browser.conftest import EXTRA_ENV, log_in
-from tests.browser.test_accessibility import shoot
+from tests.browser.test_dashboard import card, wait_live
 from tests.e2e.conftest import wait_for
 from tests.streaming.media import make_video
 
@@ -83,6 +84,7 @@ def test_chromium_plays_and_seeks_while_the_engine_downloads(page: Page, live_se
     PlanAssignmentFactory(user=user, plan=PlanFactory(seed_ratio_limit=0, seed_time_limit_minutes=0,
                                                       max_concurrent_streams=10))
     log_in(page, user.email)  # first: the download must still be going on while the page plays
+    wait_live(page)
 
     seeder.add(torrent, folder, upload_limit=RATE)
     with httpx.Client(base_url=live_server_url, headers={"Authorization": f"Token {KEY}"}, timeout=30) as client:
@@ -94,8 +96,12 @@ def test_chromium_plays_and_seeks_while_the_engine_downloads(page: Page, live_se
     wait_for(lambda: ProcessHeartbeat.objects.filter(info__stream_address__isnull=False).exists(),
              "the engine published its stream channel", 30)
 
+    # The card arrived live without a Play button; it shows once the engine registered a video file.
+    film = card(page, "film.mp4")
+    expect(film).to_be_visible()
     page.add_init_script(WATCH_ERRORS)
-    page.goto(f"/d/play/{job_id}/")
+    film.get_by_role("link", name="Play film.mp4").click()
+    page.wait_for_url(f"{live_server_url}/d/play/{job_id}/")
     expect(page.get_by_role("heading", name="film.mp4")).to_be_visible()
     # The header (moov) is at the end of the file: metadata means the engine fetched the tail first.
     page.wait_for_function("document.getElementById('player-media').readyState >= 1", timeout=60_000)
@@ -118,7 +124,6 @@ def test_chromium_plays_and_seeks_while_the_engine_downloads(page: Page, live_se
     page.wait_for_function(f"document.getElementById('player-media').currentTime > {target + 1.5}", timeout=10_000)
     print(f"\nseek to 80 % playing again after {seek_to_play:.2f} s, {at_seek} of {size} bytes downloaded then;"
           f" player's numbers: {page.locator('#player-stats').inner_text()!r}")
-    shoot(page, "player-desktop")
     assert still_downloading, "the download had finished before the seek: nothing was streamed from the swarm"
 
     assert page.evaluate("window.__videoErrors") == []

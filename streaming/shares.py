@@ -4,8 +4,9 @@ The owner chooses the expiry (at most SHARE_MAX_DAYS ahead), an optional downloa
 link. Every byte sent through it is metered on the owner (checked against their transfer allowance first)
 and on the link. What counts as one download: a GET whose body starts at byte 0 (a whole file, a whole zip,
 or a Range from 0). A Range that continues later in the body is a resume, not a new download: it is served
-while the link is live, even once the limit is reached, but only within a byte budget of `max_downloads`
-times the size of what it asks for, so resumes cannot be used to fetch without end.
+while the link is live, even once the limit is reached, but only within a byte budget of `max_downloads` + 1
+times the size of what it asks for (the extra one for bytes lost by cut connections), so resumes cannot be
+used to fetch without end.
 """
 
 from __future__ import annotations
@@ -193,7 +194,9 @@ def start_download(share: Share, *, first_byte: int, length: int, full_size: int
             share.refresh_from_db()
             raise ShareGone(share.state(now))
         return
-    if share.max_downloads is not None and share.bytes_sent + length > share.max_downloads * full_size:
+    # One representation's worth of slack: a cut connection is metered for what left the server, including
+    # what was lost in socket buffers on the way.
+    if share.max_downloads is not None and share.bytes_sent + length > (share.max_downloads + 1) * full_size:
         raise ShareGone(Share.State.EXHAUSTED)
     if not live.exists():
         share.refresh_from_db()

@@ -168,7 +168,9 @@ class TestVisitor:
         again = Client().get(url)
         assert again.status_code == 410 and b"as many times as it allows" in again.content
         assert Client().get(f"/s/{share.token}/").status_code == 410
-        # Resumes are bounded by max_downloads x the size: no endless fetching through ranges.
+        # Resumes are bounded by (max_downloads + 1) x the size: no endless fetching through ranges.
+        resumed = Client().get(url, headers={"Range": "bytes=1-"})
+        assert resumed.status_code == 206 and len(body(resumed)) == full_size - 1
         assert Client().get(url, headers={"Range": "bytes=1-"}).status_code == 410
 
     def test_head_does_not_count(self, user, film):

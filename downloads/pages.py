@@ -88,6 +88,7 @@ def job_state(job: Job) -> dict:
         "peers": job.peers,
         "seeds": job.seeds,
         "data_deleted": job.data_deleted_at is not None,
+        "ephemeral": job.ephemeral,  # "Play without downloading": marked with a Keep button (static/js/ephemeral.js)
         # A Play button (templates/partials/job_actions.html) where the player has a file to play; set by the
         # pages that annotate `playable`, left out elsewhere (the JS keeps what it knows).
         **({"playable": job.playable and job.data_deleted_at is None} if hasattr(job, "playable") else {}),

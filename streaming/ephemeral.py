@@ -67,12 +67,14 @@ def keep(user, job: Job) -> Job:
 
 
 def play_links(job: Job) -> dict[str, Any]:
-    """Where to play the job: the player page and the stream, once its primary file is known (after metadata)."""
+    """Where to play the job: the player page and the stream, once its primary file is known (after metadata).
+    `playable` is False once the files are known and none is video or audio (null while they are not known)."""
     jobfile = primary_file(job)
     return {
         "job": job.pk,
         "ephemeral": job.ephemeral,
         "ready": jobfile is not None,
+        "playable": True if jobfile is not None else (False if job.files.exists() else None),
         "player_url": reverse("delivery:player", args=[job.pk]),
         "stream_url": reverse("stream-job", args=[job.pk]) if jobfile is not None else None,
         "status_url": reverse("stream-play-status", args=[job.pk]),

@@ -1,6 +1,8 @@
 /* The Search page: one box and its filters ask /api/v1/search/ (every chosen indexer at once), show the ranked
  * results in a sortable table with each indexer's timing or error, and grab a result into the chosen backend
- * (/api/v1/search/{id}/grab/). The query lives in the URL (?q=…), so a search can be reloaded or shared. */
+ * (/api/v1/search/{id}/grab/), or play it without downloading (/api/v1/stream/play/: an ephemeral job, opened in
+ * the player once its metadata names the file). The query lives in the URL (?q=…), so a search can be reloaded
+ * or shared. */
 (function () {
   "use strict";
 
@@ -99,6 +101,8 @@
         : el("span", { text: r.title });
       const grab = el("button", { type: "button", class: "small", "data-grab": r.id, "aria-label": `Grab ${r.title}` },
         "Grab");
+      const play = el("button", { type: "button", class: "small secondary", "data-play": r.id,
+        "aria-label": `Play ${r.title} without downloading` }, "Play");
       return el("tr", { "data-result-id": r.id },
         el("td", { class: "title" }, title),
         el("td", { text: r.indexer_name }),
@@ -107,7 +111,7 @@
         el("td", { class: "num", text: age(r.age_days) }),
         el("td", {}, flags(r)),
         el("td", { text: qualityText(r.quality) }),
-        el("td", { class: "actions" }, grab));
+        el("td", { class: "actions" }, play, " ", grab));
     }
 
     function sorted() {
@@ -176,6 +180,33 @@
       }
     }
 
+    const sleep = (ms) => new Promise((resolve) => { window.setTimeout(resolve, ms); });
+
+    /** Play without downloading: an ephemeral job on the built-in engine; the player opens once the torrent's
+     * metadata names the file to play (a magnet needs the swarm for that: a few seconds). */
+    async function play(button) {
+      const id = Number(button.dataset.play);
+      const result = results.find((r) => r.id === id);
+      button.disabled = true;
+      button.textContent = "Starting…";
+      try {
+        let links = await F.api("POST", wrap.dataset.playUrl, { result: id });
+        const giveUp = Date.now() + 60000;
+        if (!links.ready) F.toast(`Fetching “${result ? result.title : id}”…`, "info");
+        while (!links.ready && links.playable !== false && Date.now() < giveUp) {
+          await sleep(500);
+          links = await F.api("GET", links.status_url);
+        }
+        if (links.playable === false) throw new Error("This torrent has no video or audio file to play.");
+        if (!links.ready) throw new Error("Nobody in the swarm sent the torrent's metadata yet; try again later.");
+        window.location.assign(links.player_url);
+      } catch (err) {
+        button.disabled = false;
+        button.textContent = "Play";
+        F.toastError(err);
+      }
+    }
+
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       run(true);
@@ -183,6 +214,8 @@
     rows.addEventListener("click", (ev) => {
       const button = ev.target.closest("button[data-grab]");
       if (button && !button.disabled) grab(button);
+      const player = ev.target.closest("button[data-play]");
+      if (player && !player.disabled) play(player);
     });
     table.querySelectorAll("th[data-sort] button").forEach((button) => {
       button.addEventListener("click", () => {

@@ -49,6 +49,7 @@ class TestPlay:
         assert body["job"]["ephemeral"] is True
         assert body["player_url"] == f"/d/play/{job.pk}/"
         assert body["ready"] is False and body["stream_url"] is None  # no metadata yet: no file to name
+        assert body["playable"] is None
         assert AuditLog.objects.filter(action="job.create", target_id=str(job.pk),
                                        metadata__ephemeral=True).exists()
 
@@ -59,7 +60,12 @@ class TestPlay:
         body = response.json()
         assert body["ready"] is True and body["stream_url"] == f"/api/v1/stream/{body['job']['id']}"
         status = api_client.get(body["status_url"]).json()
-        assert status["ready"] is True and status["player_url"] == body["player_url"]
+        assert status["ready"] is True and status["player_url"] == body["player_url"] and status["playable"] is True
+
+    def test_a_torrent_without_video_or_audio_says_so(self, api_client, tmp_path):
+        body = api_client.post(PLAY, {"torrent": upload(tmp_path, files={"book.epub": 9000})},
+                               format="multipart").json()
+        assert body["ready"] is False and body["playable"] is False
 
     def test_search_result_is_played_through_the_grab(self, api_client, user):
         result = search_result(user)

@@ -269,7 +269,10 @@ def image_size(image: Path) -> tuple[int, int]:
     streams = json.loads(result.stdout or b"{}").get("streams") or [] if result.returncode == 0 else []
     if not streams:
         raise MediaError("not an image", code="unreadable")
-    return int(streams[0].get("width") or 0), int(streams[0].get("height") or 0)
+    width, height = int(streams[0].get("width") or 0), int(streams[0].get("height") or 0)
+    if not width or not height:  # ffprobe's answer for a header past its own size limit (a 30000² PNG)
+        raise MediaError("the image's size is unreadable", code="unreadable")
+    return width, height
 
 
 def _run(cmd: list[str], what: str, *, max_bytes: int | None) -> None:

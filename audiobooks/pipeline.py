@@ -45,9 +45,11 @@ class Steps:
 
 
 def make_book(*, source: Path, library_root: Path, job_id: int, meta: dict, steps: Steps,
-              tick: Callable[[], None], accept_damaged: bool, keep_both: bool) -> Outcome:
+              tick: Callable[[], None], accept_damaged: bool, keep_both: bool,
+              tracker_cover: Callable[[], bytes | None] | None = None) -> Outcome:
     """Merge the audio under `source` into `<library_root>/<Author>/…/Title.m4b` with tags, cover and
-    description. `meta` holds the request's fields (title, authors, …); empty ones come from the tags."""
+    description. `meta` holds the request's fields (title, authors, …); empty ones come from the tags.
+    `tracker_cover` fetches the tracker's cover, asked only when the download has none."""
     if not source.is_dir():
         raise BookError("The download's files are gone.", code="files_missing")
     tracks, warnings = merge.check(source, steps, accept_damaged=accept_damaged)
@@ -71,7 +73,7 @@ def make_book(*, source: Path, library_root: Path, job_id: int, meta: dict, step
                                accept_damaged=accept_damaged)
         warnings += book.warnings
         steps("tagging", 0, 1)
-        cover = _cover(source, tracks, work, warnings)
+        cover = _cover(source, tracks, work, warnings, tracker_cover)
         tags.write(out, book_tags, cover=cover)
         if cover:
             (folder / "cover.jpg").write_bytes(cover)
@@ -90,6 +92,17 @@ def make_book(*, source: Path, library_root: Path, job_id: int, meta: dict, step
         raise BookError(exc.message, code=exc.code) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fetched(tracker_cover: Callable[[], bytes | None] | None, work: Path) -> Path | None:
+    """The tracker's cover in the work folder, named with no image extension: its content, not a name the
+    tracker chose, picks the decoder (among the image whitelist)."""
+    data = tracker_cover() if tracker_cover else None
+    if not data:
+        return None
+    path = work / "tracker-cover.bin"
+    path.write_bytes(data)
+    return path
 
 
 def _check_space(root: Path, tracks: list[Track]) -> None:
@@ -129,23 +142,26 @@ def _book_tags(meta: dict, tracks: list[Track], *, fallback_title: str) -> tags.
     )
 
 
-def _cover(source: Path, tracks: list[Track], work: Path, warnings: list[str]) -> bytes | None:
-    """cover/folder/front.* in the download, else any image, else the first file's embedded picture;
-    refused above AUDIOBOOK_COVER_MAX_PIXELS, scaled to AUDIOBOOK_COVER_MAX_PX, dropped above the byte cap."""
+def _cover(source: Path, tracks: list[Track], work: Path, warnings: list[str],
+           tracker_cover: Callable[[], bytes | None] | None = None) -> bytes | None:
+    """cover/folder/front.* in the download, else any image, else the first file's embedded picture, else the
+    tracker's cover; refused above AUDIOBOOK_COVER_MAX_PIXELS (read from the header, before any decoding),
+    decoded and re-encoded as a JPEG scaled to AUDIOBOOK_COVER_MAX_PX, dropped above the byte cap."""
     images = sorted((p for p in media.walk_files(source) if p.suffix.lower() in merge.IMAGE_EXTENSIONS),
                     key=lambda p: (not COVER_NAMES.match(p.name), len(p.parts), merge.natural_key(p.name)))
     out = work / "cover.jpg"
     try:
-        if images:
-            width, height = media.image_size(images[0])
+        if tracks[0].probe.has_cover and not images:
+            media.cover_jpeg(tracks[0].path, out, max_px=settings.AUDIOBOOK_COVER_MAX_PX, from_audio=True)
+        else:
+            image = images[0] if images else _fetched(tracker_cover, work)
+            if image is None:
+                return None
+            width, height = media.image_size(image)
             if width * height > settings.AUDIOBOOK_COVER_MAX_PIXELS:
                 warnings.append(f"cover left out: {width}x{height} px is too large")
                 return None
-            media.cover_jpeg(images[0], out, max_px=settings.AUDIOBOOK_COVER_MAX_PX)
-        elif tracks[0].probe.has_cover:
-            media.cover_jpeg(tracks[0].path, out, max_px=settings.AUDIOBOOK_COVER_MAX_PX, from_audio=True)
-        else:
-            return None
+            media.cover_jpeg(image, out, max_px=settings.AUDIOBOOK_COVER_MAX_PX)
     except media.MediaError as exc:
         warnings.append(f"cover left out: {exc.message}")
         return None

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.audit import record_audit
 from audiobooks import abs as audiobookshelf
-from audiobooks import library, pipeline
+from audiobooks import covers, library, pipeline
 from audiobooks.merge import BookError
 from audiobooks.models import AudiobookJob, AudiobookSettings
 from config.errors import Conflict, DomainError
@@ -172,7 +172,8 @@ def make(book: AudiobookJob, progress: Callable[[int, int, str], None]) -> Audio
         outcome = pipeline.make_book(
             source=book.job.data_dir, library_root=root, job_id=book.job_id,
             meta={k: getattr(book, k) for k in META_FIELDS}, steps=pipeline.Steps(tell), tick=runs.keep_alive,
-            accept_damaged=book.accept_damaged, keep_both=book.keep_both)
+            accept_damaged=book.accept_damaged, keep_both=book.keep_both,
+            tracker_cover=lambda: covers.from_tracker(book))
     except (BookError, library.LibraryError) as exc:
         code = f"audiobook_{exc.code}"
         _save(book, state=AudiobookJob.State.FAILED, error_code=code, error=exc.message[:500])

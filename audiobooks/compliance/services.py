@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import time
 from collections import defaultdict
 
 from django.db import transaction
@@ -14,10 +13,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.audit import record_audit
+from audiobooks import trackers
 from downloads.backends import Refuse, Wait
 from downloads.models import Job, ProcessHeartbeat, Status
-from indexers import clients as indexer_clients
-from indexers import ratelimit
 from indexers import services as indexers
 from indexers.clients import ClientError as IndexerError
 from indexers.models import Indexer, JobSource
@@ -400,25 +398,22 @@ def unsatisfied_ids(indexer: Indexer) -> set[int]:
     uid = (indexer.account_status or {}).get("uid") or indexers.refresh_account(indexer).get("uid")
     if not uid:
         raise IndexerError("The tracker did not say which account this is.", code="bad_response")
-    client = indexer_clients.build(indexer, deadline=time.monotonic() + indexer.timeout * SNATCH_PAGES)
-    if not hasattr(client, "snatch_page"):
-        raise IndexerError(f"{indexer.kind} has no snatch list.", code="unsupported", permanent=True)
-    ids: set[int] = set()
-    previous: list[int] | None = None
-    try:
+
+    def read(client, pace) -> set[int]:
+        if not hasattr(client, "snatch_page"):
+            raise IndexerError(f"{indexer.kind} has no snatch list.", code="unsupported", permanent=True)
+        ids: set[int] = set()
+        previous: list[int] | None = None
         for page in range(SNATCH_PAGES):
-            ratelimit.wait_until(ratelimit.reserve(indexer.pk, indexer.request_interval),
-                                 time.time() + indexer.timeout)
+            pace()
             rows = [row["id"] for row in client.snatch_page(uid, "unsat", page)]
             if not rows or rows == previous:
                 break
             ids.update(rows)
             previous = rows
-    finally:
-        if client.updated_secrets:  # MAM rotated its cookie: the newest replaces the stored one
-            indexer.set_secrets(client.updated_secrets)
-            Indexer.objects.filter(pk=indexer.pk).update(credentials=indexer.credentials)
-    return ids
+        return ids
+
+    return trackers.call(indexer, read, requests=SNATCH_PAGES)
 
 
 def sweep() -> dict[str, int]:

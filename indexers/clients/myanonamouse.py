@@ -40,6 +40,8 @@ from indexers.clients.base import (
 )
 
 PUBLIC_URL = "https://www.myanonamouse.net"
+COVER_HOST = "https://cdn.myanonamouse.net"  # posters: /t/p/large/<id>.<jpeg|png|gif>, with the cookie
+POSTER_EXTENSIONS = {"png": "png", "gif": "gif"}  # from `poster_type` ("image/png"); anything else: jpeg
 AUDIOBOOK_CATS = {13, 15, 16, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59,
                   83, 84, 85, 86, 87, 88, 89, 97, 98, 99, 100, 106, 108, 111, 119}
 COMICS, MAGAZINES, TECHNICAL = {61}, {79}, {80}
@@ -86,8 +88,10 @@ class MyAnonamouseClient(IndexerClient):
                               code="session_missing", permanent=True)
         return {"Cookie": f"mam_id={mam_id}", "Accept": accept}
 
-    def _call(self, path: str, params: list | None = None, *, accept: str = "application/json", max_bytes=None):
-        response = self.get(f"{self.url}{path}", params=params, headers=self._headers(accept), max_bytes=max_bytes)
+    def _call(self, path: str, params: list | None = None, *, accept: str = "application/json", max_bytes=None,
+              host: str | None = None):
+        response = self.get(f"{host or self.url}{path}", params=params, headers=self._headers(accept),
+                            max_bytes=max_bytes)
         self._rotate(response)
         if response.status == 403 or (response.status == 200 and response.body[:64].lstrip().startswith(b"Error")):
             raise ClientError("The MyAnonamouse session (mam_id) expired or does not match this server's IP: "
@@ -130,7 +134,7 @@ class MyAnonamouseClient(IndexerClient):
                   ("tor[srchIn][author]", "true"), ("tor[srchIn][narrator]", "true"),
                   ("tor[srchIn][series]", "true"), ("tor[searchIn]", "torrents"), ("tor[sortType]", "default"),
                   ("tor[perpage]", str(max(5, min(query.limit, 100)))), ("tor[startNumber]", str(query.offset)),
-                  ("description", "0"), ("thumbnails", "0")]
+                  ("description", "0"), ("thumbnails", "1")]  # as Prowlarr: rows carry poster_type
         mains = sorted({MAIN_CATS[c] for c in query.categories if c in MAIN_CATS})
         params += [(f"tor[main_cat][{i}]", str(c)) for i, c in enumerate(mains)] or [("tor[cat][]", "0")]
         return params
@@ -161,7 +165,8 @@ class MyAnonamouseClient(IndexerClient):
             flags=flags, info_url=info_url, download_url=f"{self.url}/tor/download.php?tid={torrent_id}",
             extra={"mam_id": torrent_id, "authors": authors, "narrators": narrators, "series": series,
                    "language": lang, "format": filetype, "book_title": title,
-                   "category_name": clean_text(row.get("catname"), 100)})
+                   "category_name": clean_text(row.get("catname"), 100),
+                   "cover_url": self._cover_url(torrent_id, row.get("poster_type"))})
 
     # --- download and account ---------------------------------------------------------------------------
 
@@ -187,6 +192,24 @@ class MyAnonamouseClient(IndexerClient):
                 "downloaded_bytes": to_int(data.get("downloaded_bytes")),
                 "unsatisfied": to_int(unsat.get("count")), "unsatisfied_limit": to_int(unsat.get("limit")),
                 "snatch_summary": _summary(data)}
+
+    def _cover_host(self) -> str:
+        return COVER_HOST if self.url == PUBLIC_URL else self.url  # a fake or a proxy serves both
+
+    def _cover_url(self, torrent_id: int, poster_type) -> str:
+        """MAM's poster of a torrent that has one (`poster_type`, e.g. "image/jpeg"); "" otherwise."""
+        if not poster_type or not isinstance(poster_type, str):
+            return ""
+        ext = next((e for key, e in POSTER_EXTENSIONS.items() if key in poster_type.lower()), "jpeg")
+        return f"{self._cover_host()}/t/p/large/{torrent_id}.{ext}"
+
+    def cover(self, url: str, *, max_bytes: int) -> bytes:
+        """A poster from MAM's cover host, with the session cookie, at most `max_bytes` (read capped). Any other
+        URL is refused: the cookie goes nowhere else. The bytes are untrusted (the caller decodes them)."""
+        host = self._cover_host()
+        if not re.fullmatch(re.escape(host) + r"/t/p/(?:\d+/)?large/\d{1,12}\.(?:jpeg|png|gif)", url):
+            raise ClientError("Not a MyAnonamouse cover address.", code="not_a_cover", permanent=True)
+        return self._call(url[len(host):], accept="image/*", max_bytes=max_bytes, host=host).body
 
     def snatch_page(self, uid: int, kind: str = "unsat", iteration: int = 0) -> list[dict]:
         """One page of the user's snatch list of one kind (`/json/loadUserDetailsTorrents.php`; `unsat`: the

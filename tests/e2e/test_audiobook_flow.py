@@ -3,8 +3,9 @@ with `downloadClientId`) find a book on the MyAnonamouse fake, whose `.torrent` 
 generated multi-file MP3 book (loopback tracker, loopback seeder); the job runs on the user's real
 transmission-daemon (a path mapping to a local folder), with the client's own stop limits off (read back from
 the daemon); once complete, the real ffmpeg merges it and the book appears in the user's library folder as
-`<Author>/<Series>/Vol. N - YYYY - Title {Narrator}/Title.m4b`, one chapter per file, tagged, while the seeding
-files stay byte for byte what the tracker's torrent says and the torrent keeps seeding.
+`<Author>/<Series>/Vol. N - YYYY - Title {Narrator}/Title.m4b`, one chapter per file, tagged, with the tracker's
+poster as its cover (the torrent has none), while the seeding files stay byte for byte what the tracker's
+torrent says and the torrent keeps seeding.
 
 The worker's part runs in-process (`tick`: the compliance sweep, dispatch, sync and the queued runs), as in
 tests/e2e/test_prowlarr_grab.py's transmission test."""
@@ -98,8 +99,9 @@ def test_audiobookrequest_grab_becomes_a_published_book_while_transmission_keeps
     source_files = mp3_book(swarm.payload_dir / name)
     torrent = make_torrent(swarm.payload_dir / name, [swarm.tracker.announce_url], private=True)
     swarm.seeder.add(torrent, swarm.payload_dir)
+    poster = books.jpeg(tmp_path / "poster.jpg", 600, 900).read_bytes()  # the torrent has no cover: the tracker's
     mam.add(TITLE, authors=(AUTHOR,), narrators=(NARRATOR,), series=(SERIES, "2"), filetype="mp3",
-            size="90 KiB", torrent=torrent)
+            size="90 KiB", torrent=torrent, cover=poster)
     indexer = mam_indexer(mam, alice)
     # Alice's transmission, its download folder mapped to the same folder here (a local disk).
     server = server_for(transmission, alice, remote_path=str(transmission.download_dir),
@@ -143,7 +145,10 @@ def test_audiobookrequest_grab_becomes_a_published_book_while_transmission_keeps
         assert [c[2] for c in chapters] == ["Opening", "Middle", "Ending"]  # one per file, natural order
         for (start, end, _), (_, seconds, _) in zip(chapters, CHAPTERS, strict=True):
             assert end - start == pytest.approx(seconds, abs=0.06)  # MP3 decoder delay trimmed, not sample
+        [cover] = books.ffprobe_json(folder / "cover.jpg", "-show_streams")["streams"]
+        assert (cover["codec_name"], cover["width"], cover["height"]) == ("mjpeg", 600, 900)  # the tracker's
         tags = MP4(m4b).tags
+        assert bytes(tags["covr"][0]) == (folder / "cover.jpg").read_bytes()
         assert tags["\xa9nam"] == [TITLE] and tags["\xa9ART"] == [AUTHOR] and tags["\xa9day"] == ["2019"]
         assert NARRATOR in tags["\xa9wrt"] and tags["----:com.apple.iTunes:SERIES"] == [SERIES.encode()]
         assert tags["----:com.apple.iTunes:SERIES-PART"] == [b"2"]

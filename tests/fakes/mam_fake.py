@@ -7,6 +7,9 @@ Shapes from ../shared/research/prowlarr_mam.md §4 (Prowlarr's and Jackett's MyA
   `{"error": "Nothing returned, out of 0"}` when nothing matches;
 - `GET /tor/download.php?tid=<id>` → the .torrent bytes (`application/x-bittorrent`);
 - `GET /jsonLoad.php[?snatch_summary]` → the account (username, classname, ratio, unsat {count, limit}, …);
+- `GET /t/p/[<cache-buster>/]large/<id>.<jpeg|png|gif>` → the torrent's poster (the CDN's path, served here on
+  the same host), for a torrent added with a `cover`: its search row then has `poster_type` ("image/jpeg"), as
+  MAM's rows do when asked with `thumbnails=1`;
 - `GET /json/loadUserDetailsTorrents.php?uid=&type=unsat|sSat|seedUnsat|…&iteration=N` → the user's snatch list
   of that kind, `{"rows": [...], "success": true}`, each row in the shape a public MAM client decodes
   (research audiobooks.md §4: id, title, seedtime, finished, … numbers often strings), `snatch_page_size` rows
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import secrets
 import time
 
@@ -32,6 +36,7 @@ from tests.fakes.indexer_http import Answer, FakeIndexerServer
 
 ERROR_SIGNED_OUT = b"Error, you are not signed in <br />"
 UID = 4242
+POSTER_PATH = re.compile(r"/t/p/(?:\d+/)?large/(\d{1,12})\.(jpeg|png|gif)")
 SNATCH_KINDS = ("unsat", "seedUnsat", "inactUnsat", "sSat", "inactSat", "seedHnr", "inactHnr", "upAct", "upInact",
                 "leeching")
 
@@ -57,6 +62,7 @@ class FakeMam(FakeIndexerServer):
         self.cookies: dict[str, str] = {}  # value → state: "live" or "rotated"
         self.torrents: dict[int, dict] = {}
         self.files: dict[int, bytes] = {}
+        self.covers: dict[int, bytes] = {}
         self._ids = itertools.count(100001)
         # The account's standing, as tests set it (jsonLoad.php): unsatisfied count/limit, transfer totals.
         self.unsat_count, self.unsat_limit = 3, 50
@@ -74,7 +80,8 @@ class FakeMam(FakeIndexerServer):
         self.cookies.clear()
 
     def add(self, title: str, *, authors=("Andy Weir",), narrators=("Ray Porter",), series=None, category=39,
-            filetype="m4b", size="1.2 GiB", seeders=10, leechers=1, torrent: bytes | None = None, **extra) -> int:
+            filetype="m4b", size="1.2 GiB", seeders=10, leechers=1, torrent: bytes | None = None,
+            cover: bytes | None = None, poster_type: str = "image/jpeg", **extra) -> int:
         tid = next(self._ids)
         row = {"id": tid, "title": title, "name": title,
                "author_info": json.dumps({str(i + 1): a for i, a in enumerate(authors)}),
@@ -86,6 +93,9 @@ class FakeMam(FakeIndexerServer):
                "times_completed": 250, "added": "2021-05-04 03:02:01", "vip": 0, "free": "0", "fl_vip": 0,
                "personal_freeleech": 0, "tags": "unabridged", "owner_name": "uploader", "my_snatched": 0,
                "browseflags": 0, "dl": secrets.token_hex(8), **extra}
+        if cover is not None:
+            row["poster_type"] = poster_type
+            self.covers[tid] = cover
         self.torrents[tid] = row
         self.files[tid] = torrent if torrent is not None else sample_torrent(f"{title}.{filetype}")
         return tid
@@ -118,6 +128,12 @@ class FakeMam(FakeIndexerServer):
             if tid not in self.files:
                 return Answer(404, b"Error, no such torrent", "text/html", cookie_headers)
             return Answer(200, self.files[tid], "application/x-bittorrent", cookie_headers)
+        poster = POSTER_PATH.fullmatch(path)
+        if poster:
+            body = self.covers.get(int(poster.group(1)))
+            if body is None:
+                return Answer(404, b"Not found", "text/html", cookie_headers)
+            return Answer(200, body, f"image/{poster.group(2)}", cookie_headers)
         if path == "/json/loadUserDetailsTorrents.php":
             return Answer(200, json.dumps(self._snatch_list(params)).encode(), "application/json", cookie_headers)
         if path == "/jsonLoad.php":

@@ -122,14 +122,21 @@ def inside(root: Path, candidate: Path) -> bool:
     return resolved == root or root in resolved.parents
 
 
-def user_library(relative: str) -> Path:
-    """The user's library folder: `relative` under the operator's root, refused if it resolves outside."""
+def resolve_library(relative: str) -> Path:
+    """`relative` under the operator's root, resolved (symlinks followed), refused if it lands outside; the
+    folder is not created."""
     root = allowed_root()
     relative = (relative or "").strip().strip("/")
     candidate = root / relative if relative else root
     if "\x00" in relative or not inside(root, candidate):
         raise LibraryError(f"The library folder {relative!r} is outside AUDIOBOOK_LIBRARY_ROOT.",
                            code="library_outside_root")
+    return candidate.resolve()
+
+
+def user_library(relative: str) -> Path:
+    """The user's library folder: `relative` under the operator's root, refused if it resolves outside."""
+    candidate = resolve_library(relative)
     candidate.mkdir(parents=True, exist_ok=True)
     return candidate
 

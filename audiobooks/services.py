@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.audit import record_audit
@@ -228,10 +229,9 @@ def update_settings(user, **fields) -> AudiobookSettings:
     or absent token keeps the stored one (it is write-only: a form cannot show it back)."""
     if not fields.get("abs_token"):
         fields.pop("abs_token", None)
-    if "library_dir" in fields:
-        fields["library_dir"] = (fields["library_dir"] or "").strip().strip("/")
-        _check_library_dir(fields["library_dir"] or str(user.pk))
     with transaction.atomic():
+        if "library_dir" in fields:
+            fields["library_dir"] = _check_library_dir(user, (fields["library_dir"] or "").strip().strip("/"))
         prefs, _ = AudiobookSettings.objects.select_for_update().get_or_create(user=user)
         for name, value in fields.items():
             setattr(prefs, name, value)
@@ -240,14 +240,42 @@ def update_settings(user, **fields) -> AudiobookSettings:
     return prefs
 
 
-def _check_library_dir(relative: str) -> None:
+def _check_library_dir(user, relative: str) -> str:
+    """The folder a user asks for, normalised (relative to the root, symlinks resolved; "" for their default):
+    inside the operator's root (400 `library_outside_root`), not the root itself nor a top-level folder named
+    by a number, kept for users' default libraries (400 `library_reserved`), and neither inside, nor holding,
+    nor the same as another user's library (409 `library_taken`). Created when free."""
     try:
-        library.user_library(relative)
+        path = library.resolve_library(relative or str(user.pk))
+        root = library.allowed_root()
     except library.LibraryError as exc:
         raise DomainError(exc.message, code=exc.code) from exc
+    if path == root:
+        raise DomainError("The library root itself holds every user's library; pick a folder inside it.",
+                          code="library_reserved")
+    normal = path.relative_to(root).as_posix()
+    top = normal.split("/", 1)[0]
+    if top.isdigit() and top != str(user.pk):
+        raise DomainError("Top-level folders named by a number are kept for users' own default libraries.",
+                          code="library_reserved")
+    if _taken(user, normal):
+        raise Conflict("This folder is, holds or is inside another user's audiobook library; pick another.",
+                       code="library_taken")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a name the filesystem refuses (too long, a file in the way, read-only)
         raise DomainError(f"The library folder cannot be created: {exc.strerror}.",
                           code="library_unusable") from exc
+    return "" if normal == str(user.pk) else normal
+
+
+def _taken(user, normal: str) -> bool:
+    """Another user's chosen library (stored normalised) is `normal`, an ancestor of it, or inside it. Their
+    default folders (their ids, at the top) are refused as reserved before this."""
+    parts = normal.split("/")
+    ancestors = ["/".join(parts[:i]) for i in range(1, len(parts))]
+    return AudiobookSettings.objects.exclude(user=user).filter(
+        Q(library_dir=normal) | Q(library_dir__startswith=normal + "/") | Q(library_dir__in=ancestors)).exists()
 
 
 def wants(job: Job) -> bool:

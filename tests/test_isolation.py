@@ -17,6 +17,8 @@ API = [
     ("post", "/api/v1/jobs/{job}/cancel/"),
     ("post", "/api/v1/jobs/{job}/retry/"),
     ("get", "/api/v1/jobs/{job}/files/"),
+    ("post", "/api/v1/jobs/{job}/keep/"),
+    ("get", "/api/v1/stream/play/{job}/"),
     ("get", "/api/v1/batches/{batch}/"),
     ("delete", "/api/v1/api-keys/{key}/"),
 ]

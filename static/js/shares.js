@@ -1,5 +1,7 @@
 /* The job page's share links: list, create (what, expiry, optional download limit), copy, revoke. */
-(function () {
+// Included in the page body, so it runs before the layout's flotilla.js (deferred scripts keep their order):
+// start once every deferred script has run.
+document.addEventListener("DOMContentLoaded", function () {
   "use strict";
 
   const F = window.Flotilla;
@@ -97,4 +99,4 @@
 
   load().catch(F.toastError);
   loadFiles().catch(() => {}); // the file list is optional: the whole download can still be shared
-})();
+});

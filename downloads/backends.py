@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from downloads.models import Job
+    from downloads.models import Job, JobFile
 
 
 class BackendError(Exception):
@@ -29,6 +31,37 @@ class Wait(NamedTuple):
 
     code: str
     message: str
+
+
+@dataclass(frozen=True)
+class RemoteLink:
+    """A file's bytes behind an HTTP(S) URL that answers Range (Seedr's file link). The URL carries the
+    backend's credentials: streaming fetches it server-side and never shows it to anyone."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class PieceSource:
+    """A file being downloaded by a server whose disk is mapped here: `path` on the mapped disk (maybe not there
+    yet), its place in the torrent's byte stream (`offset`, `piece_length`) and `pieces()`, one remote call
+    that says which of the torrent's pieces are verified (streaming sends only bytes of those).
+
+    A server may call a piece verified while its bytes are still in its write cache (Transmission's 4 MB cache,
+    libtorrent 2's store buffer): with `hashes` (every piece's SHA-1) and `files` (every file of the torrent in
+    order, as a mapped path and a size) a piece is also read back from the disk and checked before it is sent.
+    Without them the source must be complete on disk."""
+
+    path: Path
+    size: int
+    offset: int
+    piece_length: int
+    pieces: Callable[[], Sequence[bool]]
+    hashes: Sequence[bytes] | None = None
+    files: Sequence[tuple[Path, int]] = ()
+
+
+StreamSource = RemoteLink | PieceSource
 
 
 class Backend(ABC):
@@ -102,6 +135,12 @@ class Backend(ABC):
         `downloads.runs.keep_alive()` as it goes. Returning means the files are home: the runner hands
         the job to `finish`.
         """
+
+    def stream_source(self, job: Job, jobfile: JobFile) -> StreamSource | None:
+        """Where streaming reads a file that is not complete under DATA_DIR yet (one playback request), and
+        ask the backend to fetch it in playing order. None: this backend cannot stream it now. May call the
+        remote side (it runs off the event loop); raise `BackendError` when that fails."""
+        return None
 
     def abandon(self, job: Job) -> None:
         """The spine failed the job while bringing it home (permanent error, attempts exhausted): free

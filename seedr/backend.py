@@ -34,8 +34,8 @@ from config.tasks import enqueue
 from downloads import bring_home as road_home
 from downloads import failover, intake, runs
 from downloads import services as jobs
-from downloads.backends import Backend, BackendError, Wait
-from downloads.models import ACTIVE, IllegalTransition, Job, Status
+from downloads.backends import Backend, BackendError, RemoteLink, Wait
+from downloads.models import ACTIVE, IllegalTransition, Job, JobFile, Status
 from downloads.paths import UnsafePath
 from seedr import client, transfer
 from seedr import services as seedr
@@ -278,6 +278,21 @@ class SeedrBackend(Backend):
         except (transfer.TransferError, OSError) as exc:
             raise BackendError(str(exc), code=TRANSFER_RETRY) from exc
 
+    def stream_source(self, job: Job, jobfile: JobFile) -> RemoteLink | None:
+        """Once Seedr has the finished files and until they are home: a fresh file link for this playback
+        request (Seedr's file server answers Range; it allows two reads per link, so links are not shared)."""
+        task = seedr.task_of(job)
+        if task is None or task.phase != Phase.TRANSFER or not task.folder_id:
+            return None
+        try:
+            session = seedr.session_for_user(job.user_id)
+            file_id = _remote_file_ids(session, job, task).get(jobfile.path)
+            return RemoteLink(session.fetch_file(file_id)) if file_id is not None else None
+        except client.SeedrProblem as exc:
+            raise BackendError(exc.message, code=exc.code or "seedr_error", permanent=bool(exc.permanent)) from exc
+        except (transfer.TransferError, transfer.UnsafeArchive) as exc:
+            raise BackendError(str(exc), code="seedr_error") from exc
+
     def abandon(self, job: Job) -> None:
         """Bringing it home failed for good: free Seedr (the user's next item needs the space) and the disk."""
         _discard_remote_quietly(job)
@@ -292,6 +307,24 @@ class RemoteFile:
     path: str
     size: int
     folder_file_id: int
+
+
+def remote_files(session: client.Session, folder_id: int | None) -> list[RemoteFile]:
+    """Every file under a job's Seedr folder, with paths relative to it (checked to stay inside)."""
+    out: list[RemoteFile] = []
+    pending = [(folder_id, "")]
+    while pending:
+        folder_id, prefix = pending.pop(0)
+        listing = session.list_contents(folder_id)
+        for f in listing.files:
+            out.append(RemoteFile(str(transfer.clean_relative(f"{prefix}{f.name}")), int(f.size),
+                                  int(f.folder_file_id)))
+        pending += [(sub.id, f"{prefix}{sub.name}/") for sub in listing.folders]
+        if len(out) > settings.TORRENT_MAX_FILES:
+            raise transfer.UnsafeArchive("The Seedr folder holds more files than allowed.")
+    if not out:
+        raise transfer.TransferError("The Seedr folder is empty (still being prepared?).")
+    return out
 
 
 class Transfer:
@@ -310,37 +343,27 @@ class Transfer:
         files = self._listing(session)
         self.total = sum(f.size for f in files)
         self._check_limits(session)
+        archive = settings.SEEDR_MULTIFILE_MODE == "archive" and len(files) > 1
+        ordered = sorted(files, key=lambda f: f.path) if archive else files
+        # Registered before the bytes move, so the files can be played from Seedr meanwhile (stream_source).
+        if not self.job.files.exists():
+            jobs.register_files(self.job, [(f.path, f.size, index) for index, f in enumerate(ordered)])
         self._prepare_staging()
         with transfer.http_client() as http:
-            if settings.SEEDR_MULTIFILE_MODE == "archive" and len(files) > 1:
-                placed = self._via_archive(session, http, files)
+            if archive:
+                self._via_archive(session, http, files)
             else:
-                placed = self._file_by_file(session, http, files)
+                self._file_by_file(session, http, files)
         transfer.move_into_place(self.staging / "files", self.job.data_dir)
         shutil.rmtree(self.staging, ignore_errors=True)
-        jobs.register_files(self.job, [(path, size, index) for index, (path, size) in enumerate(placed)])
-        jobs.update_file_progress(self.job, {index: size for index, (_, size) in enumerate(placed)})
+        jobs.update_file_progress(self.job, {index: f.size for index, f in enumerate(ordered)})
         jobs.record_progress(self.job, progress=1.0, download_rate=0, eta_seconds=0)
         SeedrTask.objects.filter(pk=self.task.pk).update(phase=Phase.CLEANUP)
         self.task.phase = Phase.CLEANUP
         jobs.set_reason(self.job, CLEANUP, "Files are home; cleaning up Seedr.")
 
     def _listing(self, session: client.Session) -> list[RemoteFile]:
-        """Every file under the job's Seedr folder, with paths relative to it (checked to stay inside)."""
-        out: list[RemoteFile] = []
-        pending = [(self.task.folder_id, "")]
-        while pending:
-            folder_id, prefix = pending.pop(0)
-            listing = session.list_contents(folder_id)
-            for f in listing.files:
-                out.append(RemoteFile(str(transfer.clean_relative(f"{prefix}{f.name}")), int(f.size),
-                                      int(f.folder_file_id)))
-            pending += [(sub.id, f"{prefix}{sub.name}/") for sub in listing.folders]
-            if len(out) > settings.TORRENT_MAX_FILES:
-                raise transfer.UnsafeArchive("The Seedr folder holds more files than allowed.")
-        if not out:
-            raise transfer.TransferError("The Seedr folder is empty (still being prepared?).")
-        return out
+        return remote_files(session, self.task.folder_id)
 
     def _check_limits(self, session: client.Session) -> None:
         """Before any byte moves: the Seedr size limit, the plan's storage/per-job quota and monthly transfer."""
@@ -401,6 +424,23 @@ class Transfer:
             self._last_write, self._last_done = now, done
             jobs.record_progress(self.job, progress=min(1.0, done / self.total), download_rate=rate,
                                  eta_seconds=int((self.total - done) / rate) if rate else None)
+
+
+# Seedr folder listings by (job, folder): a player's burst of Range requests costs one fetch_file each, not a
+# walk of the folder each. Per process, short-lived; the file ids of a finished folder do not change.
+_LISTING_SECONDS = 60
+_listings: dict[tuple[int, int], tuple[float, dict[str, int]]] = {}
+
+
+def _remote_file_ids(session: client.Session, job: Job, task: SeedrTask) -> dict[str, int]:
+    key, now = (job.pk, int(task.folder_id)), time.monotonic()
+    cached = _listings.get(key)
+    if cached is None or now - cached[0] > _LISTING_SECONDS:
+        for stale in [k for k, (at, _) in _listings.items() if now - at > _LISTING_SECONDS]:
+            _listings.pop(stale, None)
+        cached = (now, {f.path: f.folder_file_id for f in remote_files(session, task.folder_id)})
+        _listings[key] = cached
+    return cached[1]
 
 
 class _AlreadyFailed(Exception):

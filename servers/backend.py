@@ -23,16 +23,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+import bencode2
 from django.utils import timezone
 
 from billing import services as billing
 from config.crypto import keyed_hash
 from config.errors import DomainError
 from downloads import bring_home as road_home
-from downloads import finish, runs
+from downloads import finish, intake, runs
 from downloads import services as jobs
-from downloads.backends import Backend, BackendError, Wait, keeps_seeding
-from downloads.models import ACTIVE, IllegalTransition, Job, Status
+from downloads.backends import Backend, BackendError, PieceSource, Wait, keeps_seeding
+from downloads.models import ACTIVE, IllegalTransition, Job, JobFile, Status
 from downloads.paths import UnsafePath, safe_join
 from servers import clients
 from servers import services as servers
@@ -205,6 +206,7 @@ class ServerBackend(Backend):
             finished.append((job, torrent))
             return
         if job.status != Status.DOWNLOADING:
+            _register_files_early(server, job)
             jobs.change_status(job, Status.DOWNLOADING, reason_code="server_downloading",
                                reason=f"Downloading on {server.name}.")
         if torrent.state == State.ERROR:
@@ -252,6 +254,49 @@ class ServerBackend(Backend):
 
     def cancel(self, job: Job, *, delete_data: bool) -> None:
         self._act(job, lambda client, h: client.remove(h, delete_data=delete_data), missing_ok=True)
+
+    def stream_source(self, job: Job, jobfile: JobFile) -> PieceSource | None:
+        """A file on the mapped disk: read piece by piece as the server verifies them (qBittorrent, Transmission),
+        with the server asked to fetch it first and in order; a completed file only on a server that reports
+        no piece state (rTorrent). None without a path mapping."""
+        server = _server(job)
+        if server is None or not server.local_path or not job.info_hash:
+            return None
+        try:
+            with clients.connect(server) as client:
+                layout = client.piece_layout(job.info_hash)
+                if layout is not None:
+                    try:
+                        client.stream_first(job.info_hash, jobfile.index)
+                    except ClientError as exc:  # playing still works, only slower to start
+                        log.info("server stream: priority not set", extra={"job": job.pk, "code": exc.code})
+                    hashes = _piece_hashes(client, job)
+                if layout is None or hashes is None:
+                    return _completed_source(server, client, job, jobfile)
+        except TorrentNotFound:
+            return None
+        except ClientError as exc:
+            raise BackendError(f"{server.name}: {exc.message}", code=exc.code, permanent=exc.permanent) from exc
+        remote = next((f for f in layout.files if f.index == jobfile.index), None)
+        local = server.map_path(layout.save_path)
+        if remote is None or remote.path != jobfile.path or remote.size != jobfile.size_bytes or local is None:
+            return None
+        try:
+            path = _mapped_path(Path(server.local_path), Path(local), jobfile.path)
+            every = [(_mapped_path(Path(server.local_path), Path(local), f.path), f.size) for f in layout.files]
+        except UnsafePath:
+            return None
+        offset = sum(f.size for f in layout.files if f.index < remote.index)
+        info_hash = job.info_hash
+
+        def pieces() -> list[bool]:
+            try:
+                with clients.connect(server) as client:
+                    return client.piece_states(info_hash)
+            except ClientError as exc:
+                raise BackendError(f"{server.name}: {exc.message}", code=exc.code) from exc
+
+        return PieceSource(path, remote.size, offset, layout.piece_length, pieces, hashes=hashes, files=every)
 
     def bring_home(self, job: Job) -> None:
         """Bring the finished files home through the server's path mapping (hard link, else copy).
@@ -344,6 +389,56 @@ def _mapped_source(root: Path, save_path: Path, relative: str) -> Path:
     if not resolved.is_file():
         raise FileNotFoundError(f"{source} is not on the mapped disk.")
     return resolved
+
+
+def _mapped_path(root: Path, save_path: Path, relative: str) -> Path:
+    """Where a file being downloaded will be on the mapped disk (it may not exist yet); refused if its folder
+    leaves the mapping."""
+    source = safe_join(save_path, relative)
+    if root.resolve() not in source.parent.resolve().parents and source.parent.resolve() != root.resolve():
+        raise UnsafePath(f"{relative} resolves outside the mapped folder.")
+    return source
+
+
+def _completed_source(server: TorrentServer, client, job: Job, jobfile: JobFile) -> PieceSource | None:
+    """A server without piece state: the file once the server has all of it, as one verified "piece"."""
+    torrent = client.get(job.info_hash, with_files=True)
+    remote = next((f for f in torrent.files or [] if f.index == jobfile.index and f.path == jobfile.path), None)
+    local = server.map_path(torrent.save_path)
+    if remote is None or local is None or remote.done < remote.size or remote.size != jobfile.size_bytes:
+        return None
+    try:
+        path = _mapped_source(Path(server.local_path), Path(local), jobfile.path)
+    except (UnsafePath, OSError):
+        return None
+    return PieceSource(path, remote.size, 0, max(1, remote.size), lambda: [True])
+
+
+def _piece_hashes(client, job: Job) -> list[bytes] | None:
+    """Every piece's SHA-1: from the server (qBittorrent), else from the job's .torrent; None for a magnet on a
+    server that does not hand them out (Transmission): then only completed files play."""
+    hashes = client.piece_hashes(job.info_hash)
+    if hashes is None and job.torrent:
+        try:
+            pieces = bencode2.bdecode(intake.decode_torrent(job.torrent))[b"info"][b"pieces"]
+            hashes = [pieces[i:i + 20] for i in range(0, len(pieces), 20)]
+        except (bencode2.BencodeDecodeError, KeyError, TypeError, ValueError):
+            return None
+    return hashes
+
+
+def _register_files_early(server: TorrentServer, job: Job) -> None:
+    """The file list as soon as the metadata is known (one request, once per job), so a file can be played
+    while the server downloads it; only with a path mapping (nothing can read it otherwise)."""
+    if not server.local_path or job.files.exists():
+        return
+    try:
+        with clients.connect(server) as client:
+            torrent = client.get(job.info_hash, with_files=True)
+        if torrent.files:
+            jobs.register_files(job, [(f.path, f.size, f.index) for f in torrent.files])
+    except (ClientError, UnsafePath) as exc:  # the completion path registers them (or refuses) later
+        log.info("server sync: early file list skipped", extra={"job": job.pk, "error": type(exc).__name__})
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

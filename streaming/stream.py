@@ -4,7 +4,9 @@
 - **disk** — the file is complete and no engine is still writing it (completed jobs of any backend): the
   nginx-exact Range code of streaming/files.py, or a reverse proxy when STREAM_OFFLOAD is set;
 - **engine** — a built-in engine holds the job: bytes are read from disk only once the engine says they are
-  verified (streaming/live.py, downloads/engine/streams.py), waiting for missing pieces up to STREAM_TIMEOUT.
+  verified (streaming/live.py, downloads/engine/streams.py), waiting for missing pieces up to STREAM_TIMEOUT;
+- **backend** — another backend still holds it: Seedr's file link proxied with Range, or a server's mapped
+  disk read piece by piece as the server verifies them (the backend's `stream_source`, streaming/remote.py).
 
 Credentials: a session, an API key, or a signed stream link (`?t=`, a `<video>` cannot send headers), bound
 to user, job and file, valid STREAM_LINK_MAX_AGE. Another user's job is a 404, like a missing one.
@@ -100,7 +102,7 @@ class StreamTarget:
     jobfile: JobFile
     path: Path
     mime: str
-    source: str  # "disk" or "engine"
+    source: str  # "disk", "engine" or "backend"
     engine_address: str | None = None
 
     @property
@@ -150,6 +152,8 @@ def resolve(user, job_id: int, file_id: int | None) -> StreamTarget:
         return StreamTarget(user, job, jobfile, path, mime_of(jobfile), "disk")
     if job.backend == ENGINE_BACKEND and job.status not in TERMINAL:
         raise Busy("The engine holding this download is not reachable right now.", code="engine_unavailable")
+    if job.status not in TERMINAL:  # Seedr or a server may serve it while it is there (streaming/remote.py)
+        return StreamTarget(user, job, jobfile, path, mime_of(jobfile), "backend")
     raise NotReady("This file is not downloaded yet, and its backend cannot stream it while downloading.")
 
 

@@ -96,6 +96,16 @@ class Torrent:
 
 
 @dataclass(frozen=True)
+class PieceLayout:
+    """Where a torrent's files lie in its byte stream, for reading verified pieces of one file while the
+    server downloads it: every file in torrent order (unwanted ones too: they still take their bytes)."""
+
+    save_path: str
+    piece_length: int
+    files: list[TorrentFile]
+
+
+@dataclass(frozen=True)
 class ServerInfo:
     version: str
     latency_ms: float
@@ -184,6 +194,22 @@ class TorrentClient(ABC):
     def keep_seeding(self, info_hash: str) -> None:  # noqa: B027 - rTorrent has no per-torrent stop limits
         """Turn the server's own stop limits (seed ratio, idle time, seeding time) off for this torrent, so it
         never stops itself: a private tracker's rules decide when it may stop, not the server's defaults."""
+
+    def piece_layout(self, info_hash: str) -> PieceLayout | None:
+        """The torrent's piece size and files, if this server reports piece state (else None: streaming
+        then plays completed files only)."""
+        return None
+
+    def piece_states(self, info_hash: str) -> list[bool]:
+        """Which of the torrent's pieces are downloaded and verified (one request)."""
+        raise ClientError("This server does not report piece state.", code="server_unsupported", permanent=True)
+
+    def piece_hashes(self, info_hash: str) -> list[bytes] | None:
+        """Every piece's SHA-1, if the server hands them out (qBittorrent); None otherwise."""
+        return None
+
+    def stream_first(self, info_hash: str, file_index: int) -> None:  # noqa: B027 - optional
+        """Ask the server to fetch this file first and in playing order (best effort)."""
 
     @abstractmethod
     def check(self) -> ServerInfo:

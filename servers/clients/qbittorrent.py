@@ -16,6 +16,7 @@ from qbittorrentapi import exceptions as qb_errors
 
 from servers.clients.base import (
     ClientError,
+    PieceLayout,
     ServerInfo,
     State,
     Torrent,
@@ -144,6 +145,42 @@ class QBittorrentClient(TorrentClient):
         self._call(lambda qb: qb.torrents_set_share_limits(ratio_limit=-1, seeding_time_limit=-1,
                                                            inactive_seeding_time_limit=-1,
                                                            torrent_hashes=info_hash))
+
+    def piece_layout(self, info_hash: str) -> PieceLayout | None:
+        info_hash = self._exists(info_hash)
+        properties = self._call(lambda qb: qb.torrents_properties(torrent_hash=info_hash))
+        rows = self._call(lambda qb: qb.torrents_files(torrent_hash=info_hash))
+        files = sorted((_file(i, row) for i, row in enumerate(rows)), key=lambda f: f.index)
+        piece_length = int(properties.get("piece_size") or 0)
+        if piece_length <= 0 or not files:
+            return None  # no metadata yet
+        return PieceLayout(save_path=properties.get("save_path") or "", piece_length=piece_length, files=files)
+
+    def piece_states(self, info_hash: str) -> list[bool]:
+        info_hash = normalize_hash(info_hash)
+        # torrents/pieceStates: 0 not downloaded, 1 downloading, 2 downloaded (hash checked). An unknown hash
+        # is a 404, which the library raises as NotFound404Error.
+        states = self._call(lambda qb: qb.torrents_piece_states(torrent_hash=info_hash))
+        return [state == 2 for state in states]
+
+    def piece_hashes(self, info_hash: str) -> list[bytes] | None:
+        info_hash = normalize_hash(info_hash)
+        hashes = self._call(lambda qb: qb.torrents_piece_hashes(torrent_hash=info_hash))
+        try:
+            return [bytes.fromhex(h) for h in hashes]
+        except (TypeError, ValueError):
+            return None
+
+    def stream_first(self, info_hash: str, file_index: int) -> None:
+        """Sequential download and first/last piece priority on, the file at the top priority (7). The two
+        switches are toggles in the Web API: read first, toggle only what is off."""
+        info_hash = self._exists(info_hash)
+        row = self._call(lambda qb: qb.torrents_info(torrent_hashes=info_hash))[0]
+        if not row.get("seq_dl"):
+            self._call(lambda qb: qb.torrents_toggle_sequential_download(torrent_hashes=info_hash))
+        if not row.get("f_l_piece_prio"):
+            self._call(lambda qb: qb.torrents_toggle_first_last_piece_priority(torrent_hashes=info_hash))
+        self._call(lambda qb: qb.torrents_file_priority(torrent_hash=info_hash, file_ids=file_index, priority=7))
 
     def check(self) -> ServerInfo:
         started = time.monotonic()

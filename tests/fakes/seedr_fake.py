@@ -17,7 +17,7 @@ the bodies the real service returns (see ../shared/research/seedr_streaming_anch
 - Limits of a free account: `max_active` running torrents (a second one is answered 413
   `queue_full_added_to_wishlist` and wishlisted), `space_max` bytes (`not_enough_space_added_to_wishlist`).
 - `fetch_file` returns a signed, expiring `ff_get` link serving the file's real bytes with HTTP Range
-  (206/416), at most two simultaneous reads per link (a third gets 429). `create_empty_archive` returns a
+  (206/416) and HEAD, at most two simultaneous reads per link (a third gets 429). `create_empty_archive` returns a
   `/zip/` link serving a stored zip of the folder (no Range: Seedr's zips are not resumable).
 - Faults on demand: `fail_next(func, status, body)`, `cut_next_download(after_bytes)`, `expire_tokens()`,
   `revoke_refresh_tokens()`, `evil_archive_entries`, `drift_magnet_field` (the 404 on `torrent_magnet`
@@ -239,10 +239,11 @@ class FakeSeedr:
             grant = next(g for g in self.devices.values() if g.user_code == user_code.upper())
             grant.account = self.accounts[username]
 
-    def fail_next(self, func: str, status: int, body: dict, times: int = 1) -> None:
-        """The next `times` calls of `func` (a resource func, "token", "device_code", "ff_get") answer this."""
+    def fail_next(self, func: str, status: int, body: dict, times: int = 1, headers: dict | None = None) -> None:
+        """The next `times` calls of `func` (a resource func, "token", "device_code", "ff_get") answer this
+        (with `headers`, e.g. the `Retry-After: 5` some of Seedr's file hosts send with a 404)."""
         with self.lock:
-            self._faults.setdefault(func, []).extend([(status, body)] * times)
+            self._faults.setdefault(func, []).extend([(status, body, headers or {})] * times)
 
     def cut_next_download(self, after_bytes: int) -> None:
         """The next file download sends its headers, `after_bytes` of body, then drops the connection."""
@@ -572,7 +573,7 @@ class FakeSeedr:
         expires = _int(query.get("e"))
         return expires > time.time() and hmac.compare_digest(query.get("st", ""), self._sign(path, expires))
 
-    def take_fault(self, func: str) -> tuple[int, dict] | None:
+    def take_fault(self, func: str) -> tuple[int, dict, dict] | None:
         with self.lock:
             queue = self._faults.get(func)
             return queue.pop(0) if queue else None
@@ -676,6 +677,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self._route("POST")
 
+    def do_HEAD(self):
+        """Seedr's file hosts answer HEAD on a file link like GET, without the body (a player probes with it)."""
+        if urlsplit(self.path).path.startswith("/ff_get/"):
+            self._route("HEAD")
+        else:
+            self.send_response(405)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
     def _route(self, method: str) -> None:
         url = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
@@ -738,13 +748,16 @@ class _Handler(BaseHTTPRequestHandler):
             return form, files
         return {k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}, {}
 
-    def _json(self, status: int, body: dict) -> None:
+    def _json(self, status: int, body: dict, headers: dict | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _resource(self, query: dict, form: dict, files: dict) -> None:
         fake, func = self.fake, query.get("func", "")
@@ -803,6 +816,8 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{f.size}")
         self.end_headers()
+        if self.command == "HEAD":
+            return 0
         cut = self.fake.take_cut()
         hold = self.fake.take_hold()
         sent = 0

@@ -196,3 +196,28 @@ def test_range_requests_on_a_live_link(fake):
     assert httpx.get(link.url, headers={"Range": "bytes=3000000-"}).status_code == 416
     tampered = link.url.replace("st=", "st=0")
     assert httpx.get(tampered).status_code == 403
+
+
+def test_file_links_answer_head_and_some_hosts_say_retry_after(fake):
+    """What the stream proxy relies on: HEAD like GET without a body, Range on it, and the 404 with
+    `Retry-After: 5` some Seedr file hosts answer (research §2, SeedrPool)."""
+    fake.define(HASH, "Movie", [("movie.mkv", 2_000_000)])
+
+    async def scenario():
+        async with await AsyncSeedr.from_password("alice@seedr.test", "s3cret") as client:
+            await client.add_torrent(magnet_link=f"magnet:?xt=urn:btih:{HASH}")
+            await client.list_contents()
+            root = await client.list_contents()
+            inner = await client.list_contents(str(root.folders[0].id))
+            return await client.fetch_file(str(inner.files[0].folder_file_id))
+
+    link = run(scenario())
+    head = httpx.head(link.url)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == "2000000" and head.headers["accept-ranges"] == "bytes"
+    head = httpx.head(link.url, headers={"Range": "bytes=100-199"})
+    assert head.status_code == 206 and head.headers["content-range"] == "bytes 100-199/2000000"
+    fake.fail_next("ff_get", 404, {"status_code": 404, "reason_phrase": "not_found"}, headers={"Retry-After": "5"})
+    busy = httpx.get(link.url)
+    assert busy.status_code == 404 and busy.headers["retry-after"] == "5"
+    assert httpx.get(link.url).status_code == 200  # the next read works

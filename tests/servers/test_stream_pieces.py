@@ -1,0 +1,120 @@
+"""Playing a file while the user's own server downloads it (real qbittorrent-nox and transmission-daemon on
+127.0.0.1, a rate-limited loopback seeder): only bytes of pieces the server reports verified are sent, the
+bytes of every range equal the source, a piece that does not come is a 408, and the server was asked to
+fetch the file first (qBittorrent: sequential + first/last piece; Transmission 3.00: file priority high)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.core.cache import cache
+from django.test import AsyncClient
+
+from downloads import services as jobs
+from downloads.models import Status
+from servers import clients
+from streaming import stream
+from tests.servers.conftest import drive, refreshed, seed_to, server_for
+from tests.servers.daemons import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+
+PIECE = 64 * 1024
+INTRO, MOVIE = 300_000, 3 << 20  # the movie starts mid-piece: the file's offset in the torrent matters
+SLOW, FAST = 1024, 384 * 1024  # bytes/s from the seeder: "stalled", then ~8 s for the whole torrent
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def get(url, **headers):
+    async def fetch():
+        response = await AsyncClient().get(url, headers=headers)
+        data = b"".join([c async for c in response.streaming_content]) if response.streaming else response.content
+        return response, data
+
+    return async_to_sync(fetch)()
+
+
+def _source(record, path: str) -> bytes:
+    return (record.save_path / path).read_bytes()
+
+
+def _missing(server, info_hash: str, first: int, last: int) -> bool:
+    """Whether any piece holding torrent bytes first..last is not verified on the server yet."""
+    with clients.connect(server) as client:
+        pieces = client.piece_states(info_hash)
+    return not all(pieces[first // PIECE: last // PIECE + 1])
+
+
+@pytest.mark.parametrize("kind", ["qbittorrent", "transmission"])
+def test_a_file_plays_from_verified_pieces_while_the_server_downloads_it(kind, request, user, plan, swarm,
+                                                                         settings):
+    daemon = request.getfixturevalue(kind)
+    server = server_for(daemon, user, remote_path=str(daemon.download_dir), local_path=str(daemon.download_dir))
+    name = f"{kind[:2]}-stream"
+    record = swarm.publish(name, {"intro.bin": INTRO, "movie.mp4": MOVIE}, upload_limit=SLOW, piece_size=PIECE)
+    movie = _source(record, f"{name}/movie.mp4")
+    job = jobs.add_torrent(user, record.torrent_bytes, backend=server.backend_name)
+    drive()
+    seed_to(swarm, record, daemon)
+    wait_until(lambda: (drive(), refreshed(job).status == Status.DOWNLOADING and job.files.count() == 2)[1],
+               "downloading with its files listed", 60)
+    jobfile = job.files.get(path=f"{name}/movie.mp4")
+    url = stream.stream_url(user.pk, jobfile)
+
+    # The seeder trickles: a piece in the middle does not come within STREAM_TIMEOUT.
+    settings.STREAM_TIMEOUT = 2
+    began = time.monotonic()
+    response, _ = get(url, Range="bytes=1500000-1600000")
+    assert response.status_code == 408 and response.json()["code"] == "stream_timeout"
+    assert 1.5 < time.monotonic() - began < 10
+    assert stream.active_streams(user.pk) == 0
+
+    # The server was asked to fetch this file first, in order.
+    with clients.connect(server) as client:
+        if kind == "qbittorrent":
+            row = client._qb.torrents_info(torrent_hashes=record.info_hash)[0]
+            assert row["seq_dl"] is True and row["f_l_piece_prio"] is True
+            priorities = {f["index"]: f["priority"] for f in client._qb.torrents_files(torrent_hash=record.info_hash)}
+            assert priorities[jobfile.index] == 7
+        else:
+            fields = client._rpc().get_torrents(ids=[record.info_hash], arguments=["priorities"])[0].fields
+            assert fields["priorities"][jobfile.index] == 1  # TR_PRI_HIGH
+
+    settings.STREAM_TIMEOUT = 30
+    swarm.seeder.set_upload_limit(record.info_hash, FAST)
+    asked = [(MOVIE - 100_000, MOVIE - 1), (1_000_000, 1_400_000), (2_000_000, 2_000_000)]
+    waited = []
+    for first, last in asked:
+        waited.append(_missing(server, record.info_hash, INTRO + first, INTRO + last))
+        response, data = get(url, Range=f"bytes={first}-{last}")
+        assert response.status_code == 206, response.content[:200]
+        assert response["Content-Range"] == f"bytes {first}-{last}/{MOVIE}"
+        assert response["X-Stream-Source"] == "pieces"
+        assert data == movie[first:last + 1]
+    assert any(waited), "every range was already there: nothing was streamed while downloading"
+
+    response, data = get(url)  # the whole file, read as the server verifies it
+    assert response.status_code == 200 and hashlib.sha256(data).digest() == hashlib.sha256(movie).digest()
+    assert stream.active_streams(user.pk) == 0
+
+
+def test_rtorrent_without_piece_state_plays_completed_files_only(user, plan, rtorrent, swarm):
+    server = server_for(rtorrent, user, remote_path=str(rtorrent.download_dir), local_path=str(rtorrent.download_dir))
+    record = swarm.publish("rt-stream", {"movie.mp4": 1 << 20}, upload_limit=SLOW)
+    job = jobs.add_torrent(user, record.torrent_bytes, backend=server.backend_name)
+    drive()
+    seed_to(swarm, record, rtorrent)
+    wait_until(lambda: (drive(), refreshed(job).status == Status.DOWNLOADING and job.files.exists())[1],
+               "downloading with its files listed", 60)
+    url = stream.stream_url(user.pk, job.files.get())
+    response, _ = get(url, Range="bytes=0-99")
+    assert response.status_code == 409 and response.json()["code"] == "not_ready"

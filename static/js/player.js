@@ -83,19 +83,32 @@
     return `${Math.ceil(seconds / 60)} min`;
   }
 
-  /** The line under the player; a change of state (not of the number) is announced once. */
+  // States worth announcing to a screen reader, once each time they are reached; the others (an estimate
+  // counting down, playing slower or faster than the download) change too often to announce.
+  const ANNOUNCED = new Set(["ready", "playing", "stopped", "retrying"]);
+  let announced = null;
+
+  /** The line under the player. */
   function say(state, text) {
     if (ready.textContent !== text) ready.textContent = text;
-    if (ready.dataset.state !== state) {
-      ready.dataset.state = state;
-      if (state !== "estimate" && state !== "estimating" && F) F.announce(text);
+    if (ready.dataset.state === state) return;
+    ready.dataset.state = state;
+    if (ANNOUNCED.has(state) && announced !== state) {
+      announced = state;
+      F.announce(text);
     }
+  }
+
+  function fail(text) {
+    say("error", "Playback stopped.");
+    errorText.textContent = text;
+    errorBox.hidden = false;
   }
 
   function renderState() {
     if (!errorBox.hidden) return;
     const b = bitrate();
-    const downloading = stats && stats.source === "engine" && stats.completed_bytes < stats.size_bytes;
+    const downloading = stats && stats.source !== "disk" && stats.completed_bytes < stats.size_bytes;
     if (started && !media.paused) {
       if (media.readyState < media.HAVE_FUTURE_DATA && !media.seeking) {
         say("stalled", "Waiting for data…");
@@ -128,8 +141,9 @@
     show("peers", `${stats.peers} (${stats.seeds} seeds)`);
     show("rate", F.formatRate(stats.download_rate));
     show("progress", size ? `${Math.floor((100 * stats.completed_bytes) / size)} % of ${F.formatBytes(size)}` : "–");
-    show("source", { disk: "the finished file", engine: "the download, as it arrives", none: "nowhere yet" }[stats.source]
-      || stats.source);
+    const sources = { disk: "the finished file", engine: "the download, as it arrives",
+      backend: "the download's backend", none: "nowhere yet" };
+    show("source", sources[stats.source] || stats.source);
   }
 
   async function poll() {
@@ -137,6 +151,10 @@
     if (!document.hidden) {
       try {
         const response = await fetch(statsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
+        if (response.status === 404) {
+          fail("This download is gone (deleted, or no longer yours).");
+          return; // nothing more to poll
+        }
         if (response.ok) {
           stats = await response.json();
           renderStats();
@@ -230,7 +248,7 @@
   media.addEventListener("error", () => {
     const code = media.error ? media.error.code : 0;
     const base = ERRORS[code] || "The stream stopped.";
-    const downloading = stats && stats.source === "engine";
+    const downloading = stats && (stats.source === "engine" || stats.source === "backend");
     if (downloading && code !== 3 && retries < RETRIES) {
       retries += 1;
       const wait = 1000 * 2 ** (retries - 1);
@@ -238,10 +256,22 @@
       window.setTimeout(reload, wait);
       return;
     }
-    errorText.textContent = base;
-    errorBox.hidden = false;
-    ready.dataset.state = "error";
+    fail(base);
+    explain();
   });
+
+  /** The media element does not say why a request failed; ask the stream for one byte and show its `detail`
+   * (e.g. the files were removed, too many streams, the piece did not arrive in time). */
+  async function explain() {
+    try {
+      const response = await fetch(src, { credentials: "same-origin", headers: { Range: "bytes=0-0" } });
+      if (response.ok) return;
+      const body = await response.json();
+      if (body && body.detail && !errorBox.hidden) errorText.textContent = body.detail;
+    } catch (err) {
+      // No better reason to give: the generic one stays.
+    }
+  }
   retryButton.addEventListener("click", () => {
     retries = 0;
     reload();

@@ -139,6 +139,9 @@ def test_every_page_passes_axe_on_desktop_and_phone_in_both_themes(page: Page, l
                 if name == "job":
                     expect(page.locator("#speed-chart canvas")).to_have_count(1)
                     expect(page.locator("#file-tree")).not_to_have_attribute("aria-busy", "true")
+                    # Play for video and audio files only (the tree draws it from the files API's play_url).
+                    expect(page.get_by_role("link", name="Play soundtrack.flac")).to_be_visible()
+                    expect(page.get_by_role("link", name="Play poster.jpg")).to_have_count(0)
                 if name == "usage":
                     expect(page.locator("#transfer-chart canvas")).to_have_count(1)
                     expect(page.locator("#storage-chart canvas")).to_have_count(1)

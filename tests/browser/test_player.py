@@ -18,13 +18,14 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from downloads.models import Job, JobFile, ProcessHeartbeat
+from downloads.models import Job, JobFile, ProcessHeartbeat, Status
 from downloads.swarm import make_torrent
 from tests import procs
 from tests.accounts.factories import ApiKeyFactory, UserFactory
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
 from tests.browser.conftest import EXTRA_ENV, log_in
 from tests.browser.test_dashboard import card, wait_live
+from tests.downloads.factories import JobFactory, JobFileFactory
 from tests.e2e.conftest import wait_for
 from tests.streaming.media import make_video
 
@@ -134,4 +135,36 @@ def test_chromium_plays_and_seeks_while_the_engine_downloads(page: Page, live_se
     expect(stats.locator('[data-stat="peers"]')).to_have_text(re.compile(r"^[1-9]\d* \("))
     expect(stats.locator('[data-stat="source"]')).to_have_text("the download, as it arrives")
     expect(stats.locator('[data-stat="bitrate"]')).to_contain_text("Mbit/s")
+    assert page.js_errors == []
+
+
+def test_a_finished_file_plays_from_disk_and_a_missing_one_says_why(page: Page, live_server_url, tmp_path, videos):
+    clip = make_video(videos, "720p10")
+    user = UserFactory(email="viewer@example.com")
+    job = JobFactory(user=user, name="Finished", status=Status.COMPLETED, size_bytes=clip.stat().st_size * 2)
+    here = JobFileFactory(job=job, path="Finished/clip.mp4", mime_type="video/mp4", size_bytes=clip.stat().st_size,
+                          completed_bytes=clip.stat().st_size)
+    gone = JobFileFactory(job=job, path="Finished/gone.mp4", mime_type="video/mp4", size_bytes=1000,
+                          completed_bytes=1000)
+    folder = tmp_path / "downloads" / str(user.pk) / str(job.pk) / "Finished"  # the daphne's DOWNLOADS_DIR
+    folder.mkdir(parents=True)
+    (folder / "clip.mp4").write_bytes(clip.read_bytes())
+    log_in(page, user.email)
+
+    page.add_init_script(WATCH_ERRORS)
+    page.goto(f"/d/play/{job.pk}/{here.pk}/")
+    page.wait_for_function("document.getElementById('player-media').readyState >= 3")
+    expect(page.locator("#player-ready")).to_have_text("Ready to play.")
+    expect(page.locator('[data-stat="source"]')).to_have_text("the finished file")
+    expect(page.locator('[data-stat="progress"]')).to_have_text(re.compile(r"^100 % of "))
+    video(page, "(v.muted = true, v.play(), null)")
+    page.wait_for_function("document.getElementById('player-media').currentTime > 1")
+    assert page.evaluate("window.__videoErrors") == []
+
+    # Complete in the database, absent on disk: the alert gives the stream's own reason and a way to retry.
+    page.goto(f"/d/play/{job.pk}/{gone.pk}/")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("not downloaded yet")
+    expect(alert.get_by_role("button", name="Try again")).to_be_visible()
+    expect(page.locator("#player-ready")).to_have_attribute("data-state", "error")
     assert page.js_errors == []

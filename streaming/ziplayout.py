@@ -9,8 +9,8 @@ Why this shape (issue 13, "zips that resume"):
   central directory needs the CRCs it covers: from the cache, else by reading only the files concerned —
   never the files before the range. With CRCs in the local headers instead, even the first download would
   have to read every file twice, and stall before each one.
-- Memory is a few integers per entry (two `array('q')` of offsets and the member tuples); headers are built
-  when they are sent, never held for the whole archive.
+- Memory is one small record per entry (name, size, mtime, plus two offsets in `array('q')`s); headers are
+  built when they are sent, never held for the whole archive.
 - Deterministic: the same members give the same bytes — DOS time from the mtime in UTC (plus the 0x5455
   extended timestamp), no comment, fixed versions and attributes — so a resumed download joins up.
 - ZIP64 where needed: an entry of 4 GiB or more (sizes in the ZIP64 extra, 24-byte descriptor), a local

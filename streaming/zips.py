@@ -24,7 +24,7 @@ from billing import services as billing
 from downloads.models import Job
 from downloads.paths import UnsafePath, clean_relative, safe_join
 from streaming import ranges
-from streaming.files import RangeRefused, _multipart
+from streaming.files import RangeRefused, _multipart  # one multipart layout (nginx's) for files and zips
 from streaming.links import ZIP_SALT, DataDeleted, LinkNotFound, load_token, zip_name
 from streaming.models import FileChecksum
 from streaming.sending import CHUNK_SIZE, PRIVATE_HEADERS, Delivery, FileChanged, Segment, coalesce, content_disposition

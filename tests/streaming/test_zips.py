@@ -84,7 +84,7 @@ def test_layout_is_a_valid_zip_with_utf8_names_and_fixed_times():
     assert data == memory_zip(Layout(members), contents)  # deterministic
 
 
-def test_zip64_records_when_sizes_offsets_or_counts_pass_the_limits():
+def test_zip64_records_when_sizes_offsets_or_counts_pass_the_limits(tmp_path):
     contents = [os.urandom(300), os.urandom(50), b"z" * 700]
     members = [Member(f"f{i}", len(c), 1_700_000_000) for i, c in enumerate(contents)]
     layout = Layout(members, zip64_at=256, zip64_entries=2)  # everything above 256 bytes is "4 GiB"
@@ -92,6 +92,10 @@ def test_zip64_records_when_sizes_offsets_or_counts_pass_the_limits():
     assert b"PK\x06\x06" in data[layout.cd_end:] and b"PK\x06\x07" in data[layout.cd_end:]
     check_archive(data, {m.name: c for m, c in zip(members, contents)})
     assert all(data[s:s + 4] == b"PK\x03\x04" for s in layout.local_starts)
+    if shutil.which("unzip"):  # Info-ZIP reads the ZIP64 extras and end records too
+        (tmp_path / "z64.zip").write_bytes(data)
+        result = subprocess.run(["unzip", "-t", str(tmp_path / "z64.zip")], capture_output=True, text=True)
+        assert result.returncode == 0 and "No errors detected" in result.stdout, result.stdout + result.stderr
 
 
 def test_more_than_65535_entries_use_zip64_end_records():

@@ -25,7 +25,16 @@ from config.admin_paginator import CappedCountPaginator
 from config.crypto import keyed_hash
 from config.errors import DomainError
 from downloads import finish, health, intake, services
-from downloads.models import BackendPolicy, Batch, BlockedInfoHash, Job, JobEvent, JobFile, ProcessHeartbeat
+from downloads.models import (
+    BackendPolicy,
+    Batch,
+    BlockedInfoHash,
+    Job,
+    JobEvent,
+    JobFile,
+    PreloadItem,
+    ProcessHeartbeat,
+)
 
 # Encrypted job columns: never loaded by a list (cost of decrypting, and nothing to show).
 JOB_SECRETS = ("magnet", "torrent", "info_hash")
@@ -120,7 +129,8 @@ class JobAdmin(ReadOnlyAdmin):
                     "updated_at")
     list_display_links = ("id", "name")
     list_select_related = ("user",)
-    list_filter = ("status", "backend", StuckFilter, FailedFilter, ("created_at", admin.DateFieldListFilter))
+    list_filter = ("status", "backend", "ephemeral", StuckFilter, FailedFilter,
+                   ("created_at", admin.DateFieldListFilter))
     search_fields = ("name", "user__email", "id__exact")
     search_help_text = "Name, owner's email, job id, or an info-hash."
     actions = ("terminate", "retry", "retry_postprocess")
@@ -129,11 +139,12 @@ class JobAdmin(ReadOnlyAdmin):
     inlines = (JobFileInline,)
     fieldsets = (
         ("Job", {"fields": ("id", "user", "name", "backend", "status", "reason_code", "reason", "batch",
-                            "position", "is_private", "info_hash")}),
+                            "position", "is_private", "info_hash", "ephemeral")}),
         ("Progress", {"fields": ("progress_percent", "size", "downloaded_bytes", "uploaded_bytes",
                                  "download_rate", "upload_rate", "eta_seconds", "peers", "seeds")}),
         ("Backend", {"fields": ("remote_id", "claimed_by", "claimed_at", "last_progress_event_at")}),
-        ("Dates", {"fields": ("created_at", "updated_at", "started_at", "finished_at", "data_deleted_at")}),
+        ("Dates", {"fields": ("created_at", "updated_at", "started_at", "finished_at", "data_deleted_at",
+                              "last_read_at")}),
         ("History", {"fields": ("events_link", "files_link")}),
     )
     readonly_fields = tuple(field for _, options in fieldsets for field in options["fields"])
@@ -348,6 +359,22 @@ class ProcessHeartbeatAdmin(ReadOnlyAdmin):
     def age(self, obj: ProcessHeartbeat) -> str:
         seconds = (timezone.now() - obj.last_seen).total_seconds()
         return f"{seconds:.0f} s"
+
+
+@admin.register(PreloadItem)
+class PreloadItemAdmin(ReadOnlyAdmin):
+    """The preload queue as the worker sees it (streaming/preload.py): highest priority first."""
+
+    list_display = ("job", "user", "priority", "state", "engine", "updated_at")
+    list_select_related = ("job", "user")
+    list_filter = ("state",)
+    search_fields = ("user__email", "job__id__exact")
+    ordering = ("-priority", "-updated_at")
+    fields = ("job", "user", "priority", "state", "path", "engine", "updated_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer(*(f"job__{name}" for name in JOB_SECRETS))
 
 
 def health_view(request: HttpRequest) -> HttpResponse:

@@ -16,7 +16,7 @@ from billing.models import PlanAssignment, UsageDay
 from config.admin_paginator import CappedCountPaginator
 from config.crypto import keyed_hash
 from downloads import services
-from downloads.models import BlockedInfoHash, Job, JobEvent, ProcessHeartbeat, Status
+from downloads.models import BlockedInfoHash, Job, JobEvent, PreloadItem, ProcessHeartbeat, Status
 from tests.accounts.factories import ApiKeyFactory, UserFactory
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
 from tests.downloads.factories import BatchFactory, JobEventFactory, JobFactory, JobFileFactory
@@ -45,6 +45,7 @@ def console_rows(admin_user):
     for job in jobs:
         JobFileFactory(job=job)
         JobEventFactory(job=job)
+        PreloadItem.objects.create(user=job.user, job=job, priority=job.pk % 4 + 1)
         record_audit("job.test", actor=admin_user, target=job)
     for i in range(ROWS):
         BatchFactory(user=users[i % 5])
@@ -67,6 +68,7 @@ CHANGELISTS = [
     "downloads_jobfile",
     "downloads_blockedinfohash",
     "downloads_processheartbeat",
+    "downloads_preloaditem",
 ]
 
 

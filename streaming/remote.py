@@ -177,7 +177,9 @@ async def _proxy(link: RemoteLink, target: streams.StreamTarget, status: int, st
         declared = response.headers.get("content-length")
         if declared is not None and declared != str(length):
             raise UpstreamFailed("The backend's file server sent a body of another length than its range.")
-        headers["Content-Length"] = str(length)
+        # No Content-Length (chunked): a body cut by a stalled upstream must end visibly at once; under daphne an
+        # ASGI app cannot close the connection, and a promised length would leave the player waiting for bytes
+        # that never come. Content-Range still says the range and the size.
     except BaseException:
         await _close(response, http)
         raise
@@ -322,6 +324,8 @@ async def _from_pieces(source: PieceSource, target: streams.StreamTarget, status
             f"The first piece needed did not arrive within {settings.STREAM_TIMEOUT:g} s; try again.")
     loop = asyncio.get_running_loop()
     fd = await loop.run_in_executor(None, _open, source) if length else None
+    if available < length:
+        headers.pop("Content-Length", None)  # it may end early (see _proxy): promise a length only when all is there
     fields = {**fields, "range": f"{start}-{start + length - 1}" if status == 206 else None,
               "ttfb_ms": round((time.monotonic() - began) * 1000)}
     done = _on_done(target.user.pk, status, fields)

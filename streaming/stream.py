@@ -247,7 +247,7 @@ def stats(job: Job, jobfile: JobFile) -> dict[str, Any]:
     """The job's swarm numbers and the file's progress: the player turns them (with the video's duration,
     which only the browser knows) into "ready in about N s", and shows them beside its own TTFB and stalls."""
     source = "disk" if jobfile.is_complete else (
-        "engine" if job.backend == ENGINE_BACKEND and job.status not in TERMINAL else "none")
+        "none" if job.status in TERMINAL else "engine" if job.backend == ENGINE_BACKEND else "backend")
     return {
         "job": job.pk, "file": jobfile.pk, "status": job.status, "source": source,
         "size_bytes": jobfile.size_bytes, "completed_bytes": jobfile.completed_bytes,

@@ -34,10 +34,19 @@ torrent leaving clears its deadlines.
 bytes reach the file (tests/swarm.py saw it), so a piece counts once `have_piece` is true *and* the bytes
 read back from the files match its SHA-1 (v1 torrents; v2-only ones rely on `have_piece`). Confirmed pieces
 are remembered per torrent, so each is read back once.
+
+The engine's main thread may take a torrent out of the session at any moment (the job completed, failed or
+left this engine), and libtorrent invalidates the handle asynchronously, so a handle that was valid one call
+ago raises on the next ("invalid torrent handle used"). Every entry point turns that into `not_here`, the
+answer that sends the web back to the job row (on disk by then), never into an engine error.
+
+An answer to `read` comes within its `wait`: the wait for the first piece, taking the lock and scanning the
+verified pieces after it all share that one deadline (the web's STREAM_TIMEOUT).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -47,6 +56,7 @@ import socket
 import socketserver
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +72,8 @@ POLL = 0.02  # seconds between two looks at a missing piece: far below a player'
 MAX_LINE = 4096
 HEAD_TAIL_BYTES = 1 << 20  # the file's first and last MiB: container headers and indexes
 MAX_AVAILABLE_SCAN = 64  # pieces looked at per answer: the web asks again when it has sent them
+# Verified bytes counted per answer, whatever the piece size: 64 pieces of 16 MiB would be 1 GiB read back.
+MAX_AVAILABLE_BYTES = 16 << 20
 PRELOAD_TTL = 30.0  # seconds a preload stays without being asked again
 
 
@@ -128,38 +140,62 @@ class Streams:
         torrent = self.engine.torrents.get(job_id)
         return torrent if torrent is not None and torrent.handle.is_valid() else None
 
+    @contextlib.contextmanager
+    def _held(self, job_id: int) -> Iterator[None]:
+        """libtorrent raising because the torrent left the session between our look and the call: `not_here`."""
+        try:
+            yield
+        except RuntimeError:
+            if self.torrent(job_id) is None:
+                raise StreamRefused("not_here") from None
+            raise
+
     def open(self, job_id: int, path: str) -> tuple[int, FileGeometry]:
         torrent = self.torrent(job_id)
         if torrent is None:
             raise StreamRefused("not_here")
-        info = torrent.handle.torrent_file()
-        if info is None:
-            raise StreamRefused("no_metadata")
-        geometry = _geometry(info, path)
-        with self._lock:
-            self._next_reader += 1
-            reader_id = self._next_reader
-            self._by_job.setdefault(job_id, TorrentStreams()).readers[reader_id] = Reader(geometry)
-            self._apply(job_id, torrent)
+        with self._held(job_id):
+            info = torrent.handle.torrent_file()
+            if info is None:
+                raise StreamRefused("not_here" if self.torrent(job_id) is None else "no_metadata")
+            geometry = _geometry(info, path)
+            with self._lock:
+                self._next_reader += 1
+                reader_id = self._next_reader
+                self._by_job.setdefault(job_id, TorrentStreams()).readers[reader_id] = Reader(geometry)
+                try:
+                    self._apply(job_id, torrent)
+                except BaseException:
+                    self._forget_reader(job_id, reader_id)
+                    raise
         return reader_id, geometry
 
+    def _forget_reader(self, job_id: int, reader_id: int) -> None:
+        streams = self._by_job.get(job_id)
+        if streams is not None:
+            streams.readers.pop(reader_id, None)
+            if not streams.readers:
+                self._by_job.pop(job_id, None)
+
     def close(self, job_id: int, reader_id: int) -> None:
-        with self._lock:
+        with self._lock, contextlib.suppress(StreamRefused), self._held(job_id):
             streams = self._by_job.get(job_id)
             if streams is None:
                 return
-            streams.readers.pop(reader_id, None)
+            self._forget_reader(job_id, reader_id)
             torrent = self.torrent(job_id)
             if not streams.readers:
-                self._by_job.pop(job_id, None)
                 if torrent is not None:
                     for piece in streams.deadlined:
                         torrent.handle.reset_piece_deadline(piece)
             elif torrent is not None:
                 self._apply(job_id, torrent)
 
-    def seek(self, job_id: int, reader_id: int, position: int) -> None:
-        with self._lock:
+    def seek(self, job_id: int, reader_id: int, position: int, *, timeout: float = -1) -> bool:
+        """Move the reader's window to `position`; False when the lock was not free within `timeout`."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        try:
             streams = self._by_job.get(job_id)
             reader = streams.readers.get(reader_id) if streams else None
             torrent = self.torrent(job_id)
@@ -168,7 +204,11 @@ class Streams:
             moved = reader.geometry.piece_at(position) != reader.geometry.piece_at(reader.position)
             reader.position = position
             if moved or not streams.deadlined:
-                self._apply(job_id, torrent)
+                with self._held(job_id):
+                    self._apply(job_id, torrent)
+            return True
+        finally:
+            self._lock.release()
 
     def _apply(self, job_id: int, torrent: Torrent) -> None:
         """Give every piece in some reader's window a deadline, nearest first; take it from those that left.
@@ -213,7 +253,8 @@ class Streams:
                 streams.readers[reader_id] = Reader(geometry, preload=True)
                 self._apply(job_id, torrent)
             self._preloads[(job_id, path)] = (reader_id, time.monotonic() + PRELOAD_TTL)
-        missing = sum(not self._on_disk(job_id, piece) for piece in _head_tail(geometry))
+        with self._held(job_id):
+            missing = sum(not self._on_disk(job_id, piece) for piece in _head_tail(geometry))
         if not missing:
             self._drop_preload((job_id, path))
         return missing
@@ -235,8 +276,12 @@ class Streams:
 
     def available(self, job_id: int, reader_id: int, offset: int, wait: float) -> int:
         """Verified bytes of the reader's file from `offset` on (0 if its first piece does not arrive within
-        `wait` seconds). The reader's window moves to `offset` first."""
-        self.seek(job_id, reader_id, offset)
+        `wait` seconds). The reader's window moves to `offset` first. Answers within `wait`, whatever else
+        is slow: a busy lock counts as the piece not arriving, and the scan past the first piece stops at the
+        deadline."""
+        deadline = time.monotonic() + wait
+        if not self.seek(job_id, reader_id, offset, timeout=wait):
+            return 0
         streams = self._by_job.get(job_id)
         reader = streams.readers.get(reader_id) if streams else None
         if reader is None:
@@ -244,16 +289,18 @@ class Streams:
         geometry = reader.geometry
         if offset >= geometry.size:
             return 0
-        deadline = time.monotonic() + wait
-        while not self._on_disk(job_id, geometry.piece_at(offset)):
-            if time.monotonic() >= deadline:
-                return 0
-            time.sleep(POLL)
-        end = offset
-        for piece in range(geometry.piece_at(offset), geometry.piece_at(geometry.size - 1) + 1):
-            if piece - geometry.piece_at(offset) >= MAX_AVAILABLE_SCAN or not self._on_disk(job_id, piece):
-                break
-            end = geometry.piece_end(piece)
+        with self._held(job_id):
+            while not self._on_disk(job_id, geometry.piece_at(offset)):
+                if time.monotonic() >= deadline:
+                    return 0
+                time.sleep(POLL)
+            first = geometry.piece_at(offset)
+            end = geometry.piece_end(first)
+            for piece in range(first + 1, min(first + MAX_AVAILABLE_SCAN, geometry.num_pieces)):
+                if (end >= geometry.size or end - offset >= MAX_AVAILABLE_BYTES or time.monotonic() >= deadline
+                        or not self._on_disk(job_id, piece)):
+                    break
+                end = geometry.piece_end(piece)
         return end - offset
 
     def _on_disk(self, job_id: int, piece: int) -> bool:
@@ -312,7 +359,9 @@ def _head_tail(geometry: FileGeometry) -> list[int]:
 
 def _piece_matches(torrent: Torrent, piece: int) -> bool:
     info = torrent.handle.torrent_file()
-    if info is None or not info.info_hashes().has_v1():
+    if info is None:
+        raise RuntimeError("invalid torrent handle used")  # the torrent left the session: see Streams._held
+    if not info.info_hashes().has_v1():
         return True  # v2-only: no flat SHA-1 to compare with; have_piece is all there is
     digest = hashlib.sha1(usedforsecurity=False)  # BitTorrent v1 piece hashes are SHA-1
     save_path = Path(torrent.job.data_dir)

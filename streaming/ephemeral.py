@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
@@ -95,20 +95,25 @@ async def atouch(job_id: int) -> None:
     await Job.objects.filter(pk=job_id, ephemeral=True).aupdate(last_read_at=timezone.now())
 
 
-def track_reads(response: HttpResponse, job: Job) -> HttpResponse:
-    """Record reads of an ephemeral job while the response's bytes flow (other jobs: the response as it is)."""
-    if job.ephemeral and getattr(response, "is_async", False):
-        response.streaming_content = _reading(response.streaming_content, job.pk)
-    return response
+def track_reads(body: AsyncIterator[bytes], job: Job) -> AsyncIterator[bytes]:
+    """A response body for `job`: for an ephemeral job, its reads are recorded while the bytes flow."""
+    return _reading(body, job.pk) if job.ephemeral else body
 
 
 async def _reading(body: AsyncIterator[bytes], job_id: int) -> AsyncIterator[bytes]:
     next_touch = 0.0  # the first chunk counts at once: a player that just started is a reader
-    async for chunk in body:
-        yield chunk
-        if time.monotonic() >= next_touch:
-            next_touch = time.monotonic() + TOUCH_EVERY
-            await atouch(job_id)
+    try:
+        async for chunk in body:
+            yield chunk
+            if time.monotonic() >= next_touch:
+                next_touch = time.monotonic() + TOUCH_EVERY
+                await atouch(job_id)
+    finally:
+        # Closed with us (a player that went away), not whenever the garbage collector gets to it: the body's
+        # own clean-up gives back the stream slot and the engine reader.
+        aclose = getattr(body, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 # --- idle removal ------------------------------------------------------------------------------------------

@@ -126,8 +126,8 @@ async def _from_disk(request: HttpRequest, target: streams.StreamTarget) -> Http
     if answer.multipart:
         body = sending.coalesce(body)
     done = _on_done(target.user.pk, answer.status, fields, slot=True)
-    return ephemeral.track_reads(
-        StreamingHttpResponse(sending.ametered(body, done), status=answer.status, headers=answer.headers), target.job)
+    return StreamingHttpResponse(ephemeral.track_reads(sending.ametered(body, done), target.job),
+                                 status=answer.status, headers=answer.headers)
 
 
 def _live_plan(request: HttpRequest, target: streams.StreamTarget) -> tuple[int, int, int, dict[str, str]]:
@@ -187,7 +187,7 @@ async def _from_engine(request: HttpRequest, target: streams.StreamTarget) -> Ht
               "ttfb_ms": round((time.monotonic() - began) * 1000)}
     done = _on_done(target.user.pk, status, fields, slot=True)
     body = _live_body(reader, target.path, start, length, available, done)
-    return ephemeral.track_reads(StreamingHttpResponse(body, status=status, headers=headers), target.job)
+    return StreamingHttpResponse(ephemeral.track_reads(body, target.job), status=status, headers=headers)
 
 
 async def _live_body(reader: live.EngineReader, path: Path, start: int, length: int, available: int,

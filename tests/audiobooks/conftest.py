@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from tests.audiobooks import books
+from tests.audiobooks import books, presets
 
 
 @pytest.fixture(autouse=True)
@@ -13,6 +13,19 @@ def _library_root(settings, tmp_path):
     settings.AUDIOBOOK_LIBRARY_ROOT = str(tmp_path / "library")
     (tmp_path / "library").mkdir()
     assert shutil.which("ffmpeg") and shutil.which("ffprobe"), "ffmpeg is a test package (Makefile TEST_DEBS)"
+
+
+@pytest.fixture(autouse=True)
+def _mam_preset(request):
+    """The MyAnonamouse rules preset, for tests with a database (an earlier transactional test flushed it)."""
+    if request.node.get_closest_marker("django_db") is not None:
+        request.getfixturevalue("db" if not _transactional(request) else "transactional_db")
+        presets.ensure_mam_rules()
+
+
+def _transactional(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    return bool(marker and marker.kwargs.get("transaction"))
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from indexers.models import JobSource
 from servers import clients as server_clients
 from tests.accounts.factories import ApiKeyFactory
 from tests.audiobooks import books
+from tests.audiobooks.presets import ensure_mam_rules
 from tests.e2e.conftest import wait_for
 from tests.fakes.mam_fake import FakeMam
 from tests.indexers import prowlarr_client as abr
@@ -93,6 +94,7 @@ def tick() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_audiobookrequest_grab_becomes_a_published_book_while_transmission_keeps_seeding(
         alice, mam, transmission, swarm, tmp_path):
+    ensure_mam_rules()  # the shipped preset (a transactional test before this one flushed it)
     TrackerRules.objects.filter(tracker="myanonamouse").update(min_seed_time=dt.timedelta(hours=72))
     # The uploader's book, seeded from the loopback seeder; the tracker hands out a private .torrent of it.
     name = "Ann Author - The Tone Saga"

@@ -105,16 +105,37 @@ def test_a_file_plays_from_verified_pieces_while_the_server_downloads_it(kind, r
     response, data = get(url)  # the whole file, read as the server verifies it
     assert response.status_code == 200 and hashlib.sha256(data).digest() == hashlib.sha256(movie).digest()
     assert stream.active_streams(user.pk) == 0
+    if kind == "qbittorrent":  # asked once per request, and toggles: still on after five requests
+        with clients.connect(server) as client:
+            row = client._qb.torrents_info(torrent_hashes=record.info_hash)[0]
+        assert row["seq_dl"] is True and row["f_l_piece_prio"] is True
 
 
-def test_rtorrent_without_piece_state_plays_completed_files_only(user, plan, rtorrent, swarm):
-    server = server_for(rtorrent, user, remote_path=str(rtorrent.download_dir), local_path=str(rtorrent.download_dir))
-    record = swarm.publish("rt-stream", {"movie.mp4": 1 << 20}, upload_limit=SLOW)
-    job = jobs.add_torrent(user, record.torrent_bytes, backend=server.backend_name)
+@pytest.mark.parametrize(("kind", "how"), [("rtorrent", "torrent"), ("transmission", "magnet")])
+def test_without_piece_state_or_hashes_only_a_completed_file_plays(kind, how, request, user, plan, swarm):
+    """rTorrent reports no piece state here; Transmission gives no piece hashes over its RPC, so a magnet job's
+    pieces cannot be checked on disk: both play a file once the server has all of it (from the mapped disk,
+    before Flotilla brings it home)."""
+    daemon = request.getfixturevalue(kind)
+    server = server_for(daemon, user, remote_path=str(daemon.download_dir), local_path=str(daemon.download_dir))
+    record = swarm.publish(f"{kind[:2]}-{how}-play", {"movie.mp4": 1 << 20}, upload_limit=SLOW)
+    if how == "magnet":
+        job = jobs.add_magnet(user, record.magnet, backend=server.backend_name)
+    else:
+        job = jobs.add_torrent(user, record.torrent_bytes, backend=server.backend_name)
     drive()
-    seed_to(swarm, record, rtorrent)
+    seed_to(swarm, record, daemon)
     wait_until(lambda: (drive(), refreshed(job).status == Status.DOWNLOADING and job.files.exists())[1],
                "downloading with its files listed", 60)
     url = stream.stream_url(user.pk, job.files.get())
     response, _ = get(url, Range="bytes=0-99")
     assert response.status_code == 409 and response.json()["code"] == "not_ready"
+
+    swarm.seeder.set_upload_limit(record.info_hash, FAST)
+    with clients.connect(server) as client:
+        remote = client
+    wait_until(lambda: remote.get(record.info_hash, with_files=False).complete, "complete on the server", 60)
+    response, data = get(url, Range="bytes=1000-")
+    assert response.status_code == 206 and response["X-Stream-Source"] == "pieces"
+    assert data == _source(record, f"{record.name}/movie.mp4")[1000:]
+    assert refreshed(job).status == Status.DOWNLOADING  # not brought home yet: read from the mapped disk

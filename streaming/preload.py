@@ -73,8 +73,15 @@ def set_viewport(user, items: Iterable[tuple[int, str]]) -> list[int]:
             else:
                 state = State.WANTED if row.state == State.CANCELLED else row.state
                 PreloadItem.objects.filter(pk=row.pk).update(priority=rank, state=state, updated_at=now)
-        enqueue("streaming.tasks.preload", group="preload")
+        transaction.on_commit(_kick)
     return sorted(wanted)
+
+
+def _kick() -> None:
+    """Start the worker's loop, unless one runs: it sees this viewport at its next pass (no task per scroll).
+    Asked after commit: a loop giving the lease up looks for work again after that, so no change is missed."""
+    if not leases.is_held(LEASE):
+        enqueue("streaming.tasks.preload", group="preload", on_commit=False)
 
 
 # --- the engine ----------------------------------------------------------------------------------------

@@ -103,10 +103,16 @@ class TestViewportApi:
         preload.pass_once(channel)
         assert channel.take() == []
 
-    def test_the_worker_is_kicked(self, api_client, user, channel, django_capture_on_commit_callbacks, monkeypatch):
+    def test_the_worker_is_kicked_unless_a_loop_runs(self, api_client, user, channel, monkeypatch,
+                                                    django_capture_on_commit_callbacks):
         kicked = []
         monkeypatch.setattr(preload, "enqueue", lambda task, **kw: kicked.append(task))
-        post(api_client, (running_job(user), "near"))
+        with django_capture_on_commit_callbacks(execute=True):
+            post(api_client, (running_job(user), "near"))
+        assert kicked == ["streaming.tasks.preload"]
+        assert leases.claim(preload.LEASE, leases.new_holder(), 30)  # a loop is running: it will see the change
+        with django_capture_on_commit_callbacks(execute=True):
+            post(api_client)
         assert kicked == ["streaming.tasks.preload"]
 
 

@@ -55,6 +55,9 @@ bench: venv-test
 	$(BIN)/python bench/servers_poll.py
 	$(BIN)/python bench/seedr_transfer.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/stream_ttfb.py
+	$(BIN)/python bench/stream_throughput.py
+	$(BIN)/python bench/stream_concurrency.py
 
 # The suite's schema-driven API fuzz (tests/config/test_api_fuzz.py), longer: FUZZ_EXAMPLES per operation and
 # mode (40: 8,615 requests, 0 x 500, 253 x 502 from servers the fuzz invented; 13 min on the loaded 2-core box);

@@ -12,7 +12,8 @@ Each phase starts N curl clients at once, each reading `Range: bytes=<i·size/N>
 viewers who seek) at --client-rate-kib (1024) for --seconds (10), then stopping (curl --max-time).
 
 Memory: the resident set (VmRSS) of daphne + engine sampled every 50 ms; the baseline is taken after a warm-up
-stream (imports, thread pools) and before the phase; "per stream" = (peak during the phase - baseline) / N.
+stream (imports, thread pools) and before the phase; "per admitted stream" = (peak during the phase - baseline)
+divided by the streams answered 2xx.
 "after" is the RSS once the clients are gone (memory kept). Each phase has a fresh daphne (the engine stays).
 Errors: the HTTP statuses curl saw (000: no answer before it stopped), curl exits other than 0 and 28 (its
 --max-time), tracebacks in the daphne and engine logs, and whether every stream slot was given back (the stats
@@ -149,11 +150,12 @@ def phase(label: str, base: str, jobfile, size: int, n: int, args, pids: list[in
 
 
 def show(p: Phase, seconds: float) -> None:
-    per = (p.peak - p.baseline) / p.streams / MIB
+    admitted = sum(count for code, count in p.statuses.items() if code.startswith("2"))
+    per = (p.peak - p.baseline) / max(1, admitted) / MIB
     statuses = ", ".join(f"{code} x{count}" for code, count in sorted(p.statuses.items()))
     curl_errors = ", ".join(f"exit {code} x{count}" for code, count in sorted(p.curl_errors.items())) or "none"
     print(f"{p.label:<34} RSS {p.baseline / MIB:6.0f} → peak {p.peak / MIB:6.0f} → after {p.after / MIB:6.0f} MiB"
-          f" (daphne {p.split[0] / MIB:.0f} + engine {p.split[1] / MIB:.0f})  per stream {per:5.1f} MiB"
+          f" (daphne {p.split[0] / MIB:.0f} + engine {p.split[1] / MIB:.0f})  per admitted stream {per:5.1f} MiB"
           f"  | statuses {statuses}; curl errors {curl_errors}; "
           f"tracebacks {p.log_errors}; slots back {p.slots_back}; "
           f"{p.received / MIB / seconds:.0f} MiB/s delivered in all", flush=True)
@@ -213,14 +215,14 @@ def main() -> None:
         for kind, jobfile in jobs.items():
             for n in counts:
                 run(f"{kind}, {n} streams", jobfile, n)
+                if kind == "downloading":  # still downloading when the phase ended?
+                    left = Job.objects.get(pk=jobfile.job_id)
+                    print(f"  (then: job {left.status}, {JobFile.objects.get(pk=jobfile.pk).completed_bytes / MIB:.0f}"
+                          f" of {args.size_mib} MiB downloaded)", flush=True)
         if "completed" in jobs:
             set_stream_limit(user, default_limit)
             n = max(counts)
             run(f"completed, {n} streams, limit {default_limit}", jobs["completed"], n)
-        if "downloading" in jobs:
-            left = Job.objects.get(pk=jobs["downloading"].job_id)
-            print(f"# downloading job at the end: status {left.status}, "
-                  f"{JobFile.objects.get(job_id=left.pk).completed_bytes / MIB:.0f} of {args.size_mib} MiB")
         print(f"# {load_note()}")
 
 

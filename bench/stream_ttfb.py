@@ -22,10 +22,11 @@ it has been fetched. The clocks:
   this process: it returns once the engine has the file's head and tail on disk), then played; the clock starts
   at the play request (the brief: focus an item, press Play within 2 s, the stream starts within 1 s), and the
   preload's own duration is printed beside it;
-- references: nginx serving the completed file (the seeder's copy), and daphne sending it from disk (a
-  completed job with the file).
+- references: nginx serving the completed file (the seeder's copy), daphne sending it from disk (a completed
+  job with the file), and for a cold first byte a bare libtorrent session (in this process) adding the .torrent
+  with a deadline on piece 0 until it has that piece: what the swarm itself allows.
 Printed per round and as medians, against the brief's targets (< 2 s; < 1 s after a preload) and as ratios to
-nginx's figure. Between rounds every job of the round is let finish (no download competes with the next).
+nginx's figure. Each measured job is let finish before the next case (no download of ours competes with it).
 Options: --rounds (3), --preset (1080p30), --faststart, --seed-rate-kib, --piece-kib (libtorrent's choice).
 """
 
@@ -47,6 +48,7 @@ from bench._common import environment, load_note, setup_django, wait_for
 from bench.stream_common import (
     API_KEY,
     ENGINE_ENV,
+    LOOPBACK,
     MIB,
     auth,
     completed_file,
@@ -135,6 +137,7 @@ class Swarmed:
     def __init__(self, swarm, video: Path, folder: Path, rate: int, piece: int | None) -> None:
         self.swarm, self.video, self.folder, self.rate, self.piece = swarm, video, folder, rate, piece
         self.count = 0
+        self.piece_note = ""
 
     def publish(self):
         from downloads.swarm import make_torrent, torrent_meta
@@ -144,7 +147,9 @@ class Swarmed:
         (self.folder / name).hardlink_to(self.video)
         torrent = make_torrent(self.folder / name, [self.swarm.tracker.announce_url], self.piece)
         self.swarm.seeder.add(torrent, self.folder, upload_limit=self.rate or None)
-        return torrent, torrent_meta(torrent)
+        meta = torrent_meta(torrent)
+        self.piece_note = f"{meta.num_pieces} pieces of {meta.piece_size // 1024} KiB"
+        return torrent, meta
 
 
 def add_job(base: str, *, magnet: str | None = None, torrent: bytes | None = None, play: bool = False) -> int:
@@ -208,6 +213,43 @@ def preloaded(base: str, swarmed: Swarmed, what: str) -> tuple[Sample, int]:
     return sample, job_id
 
 
+class PlainLibtorrent:
+    """The reference for a cold first byte: a bare libtorrent session (this process, TCP only, as the engine)
+    adds the .torrent, puts a deadline on piece 0 and waits until it has it."""
+
+    def __init__(self, directory: Path) -> None:
+        import libtorrent as lt
+
+        self.lt, self.directory = lt, directory
+        self.session = lt.session({"listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False,
+                                   "enable_upnp": False, "enable_natpmp": False, **LOOPBACK})
+
+    def first_piece(self, swarmed: Swarmed) -> Sample:
+        torrent, _ = swarmed.publish()
+        params = self.lt.add_torrent_params()
+        params.ti = self.lt.torrent_info(torrent)
+        params.save_path = str(self.directory)
+        started = time.perf_counter()
+        handle = self.session.add_torrent(params)
+        handle.set_piece_deadline(0, 0)
+        while not handle.have_piece(0):
+            self.session.wait_for_alert(5)
+            self.session.pop_alerts()
+            if time.perf_counter() - started > 120:
+                raise RuntimeError("plain libtorrent: no piece 0 in 120 s")
+        at = time.perf_counter() - started
+        self.session.remove_torrent(handle, self.lt.session.delete_files)
+        return Sample(at, "piece 0 verified")
+
+    def __enter__(self) -> PlainLibtorrent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from downloads.swarm.seeder import quiesce_session
+
+        quiesce_session(self.session)
+
+
 def show(label: str, figures: Figures, ref: Figures, target: float | None) -> None:
     def one(samples: list[Sample], refs: list[Sample]) -> str:
         if not samples:
@@ -253,6 +295,7 @@ def main() -> None:
         nginx_url = f"{ref_server.url}/v/{video.name}"
         disk_url = f"{web.url}/api/v1/stream/{done.job_id}/{done.pk}"
         preload = viewport_available()
+        plain = stack.enter_context(PlainLibtorrent(work / "plain"))
 
         rate = f"{args.seed_rate_kib} KiB/s" if args.seed_rate_kib else "unlimited"
         whole = f"{size / (args.seed_rate_kib * 1024):.1f} s" if args.seed_rate_kib else "-"
@@ -265,42 +308,48 @@ def main() -> None:
             first_byte(url, time.perf_counter())
             first_frame(url, time.perf_counter())
 
-        names = ["nginx, completed file", "daphne, completed file (disk)", "cold, magnet", "cold, .torrent",
+        names = ["nginx, completed file", "daphne, completed file (disk)", "plain libtorrent, cold",
+                 "cold, magnet", "cold, .torrent",
                  "cold, play a magnet", "warm (second play)", "after preload"]
         figures = {name: Figures() for name in names}
+        def settle(job_id: int) -> None:
+            """Let a measured job finish: no download of ours competes with the next case."""
+            wait_for(lambda: Job.objects.filter(pk=job_id, status__in=TERMINAL).exists(),
+                     f"job {job_id} to finish", 600, interval=0.2)
+
         for n in range(args.rounds):
-            jobs = []
+            # The references first: nothing is downloading.
             for label, url in (("nginx, completed file", nginx_url), ("daphne, completed file (disk)", disk_url)):
-                # (the references first: nothing of this round is downloading yet)
                 figures[label].byte.append(first_byte(url, time.perf_counter()))
                 figures[label].frame.append(first_frame(url, time.perf_counter()))
+            figures["plain libtorrent, cold"].byte.append(plain.first_piece(swarmed))
             for how, label in (("magnet", "cold, magnet"), ("torrent", "cold, .torrent"),
                                ("play", "cold, play a magnet")):
                 sample, job_id = cold(web.url, swarmed, how, "byte")
                 figures[label].byte.append(sample)
-                jobs.append(job_id)
+                settle(job_id)
                 sample, job_id = cold(web.url, swarmed, how, "frame")
                 figures[label].frame.append(sample)
-                jobs.append(job_id)
-            url = f"{web.url}/api/v1/stream/{jobs[3]}"  # the .torrent first-frame job, played again
-            figures["warm (second play)"].frame.append(first_frame(url, time.perf_counter()))
-            figures["warm (second play)"].byte.append(first_byte(url, time.perf_counter()))
+                if how == "torrent":  # played again at once: warm
+                    url = f"{web.url}/api/v1/stream/{job_id}"
+                    figures["warm (second play)"].frame.append(first_frame(url, time.perf_counter()))
+                    figures["warm (second play)"].byte.append(first_byte(url, time.perf_counter()))
+                settle(job_id)
             if preload:
                 for what in ("byte", "frame"):
                     sample, job_id = preloaded(web.url, swarmed, what)
                     getattr(figures["after preload"], what).append(sample)
-                    jobs.append(job_id)
+                    settle(job_id)
             print(f"round {n + 1}: " + "; ".join(
-                f"{name}: byte {f.byte[-1].seconds * 1000:.0f} ms ({f.byte[-1].note}), frame "
-                f"{f.frame[-1].seconds * 1000:.0f} ms{' (' + f.frame[-1].note + ')' if f.frame[-1].note else ''}"
+                f"{name}: " + ", ".join(f"{kind} {samples[-1].seconds * 1000:.0f} ms"
+                                        + (f" ({samples[-1].note})" if samples[-1].note else "")
+                                        for kind, samples in (("byte", f.byte), ("frame", f.frame)) if samples)
                 for name, f in figures.items() if f.byte), flush=True)
-            running = Job.objects.filter(pk__in=jobs).exclude(status__in=TERMINAL)
-            wait_for(lambda q=running: not q.exists(), "this round's downloads to finish", 600, interval=0.5)
 
         print("\nmedians (ratio = this / nginx serving the completed file, same run):")
         print(f"{'case':<30}{'1st byte':>11}{'ratio':>9}{'1st frame':>11}{'ratio':>9}  target")
         reference = figures["nginx, completed file"]
-        for name in names[:2]:
+        for name in names[:3]:
             show(name, figures[name], reference, None)
         for name in ("cold, magnet", "cold, .torrent", "cold, play a magnet", "warm (second play)"):
             show(name, figures[name], reference, 2.0)
@@ -308,7 +357,7 @@ def main() -> None:
             show("after preload", figures["after preload"], reference, 1.0)
         else:
             print("preload: not available (no POST /api/v1/ui/viewport in this tree)")
-        print(f"# {load_note()}")
+        print(f"# torrents: {swarmed.piece_note}; {load_note()}")
 
 
 if __name__ == "__main__":

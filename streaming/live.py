@@ -5,6 +5,10 @@ hold no thread of the web process.
 The engine holding a job is the one named in `Job.claimed_by`; its channel address is in its heartbeat row
 (`ProcessHeartbeat.info["stream_address"]`), fresh within ENGINE_HEARTBEAT_TIMEOUT. Several engines, and
 web and engine in separate processes, need nothing more: every web process finds the address the same way.
+
+Every wait here has a deadline the caller gives (the stream view: STREAM_TIMEOUT): connecting, sending and
+reading an answer all count against it, and the engine is asked to answer a little before it, so a piece
+that does not come, an engine that hangs and a socket that stops draining all end in time.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from django.utils import timezone
 from downloads.engine.streams import channel_key
 from downloads.models import ProcessHeartbeat
 
-# Added to the engine's own wait before the web gives up on an answer: a live engine answers within its wait.
-_ANSWER_GRACE = 5.0
+# Kept from the caller's time for the engine's answer to travel back: the engine waits that much less.
+_ANSWER_GRACE = 1.0
 _CONNECT_TIMEOUT = 3.0
+_CLOSE_TIMEOUT = 1.0
 
 
 class EngineUnavailable(Exception):
@@ -59,11 +64,12 @@ class EngineReader:
     piece_length: int
 
     async def _ask(self, request: dict, timeout: float) -> dict:
-        self.writer.write(json.dumps(request).encode() + b"\n")
         try:
-            await self.writer.drain()
-            line = await asyncio.wait_for(self.reader.readline(), timeout)
-        except (OSError, TimeoutError) as exc:
+            async with asyncio.timeout(timeout):
+                self.writer.write(json.dumps(request).encode() + b"\n")
+                await self.writer.drain()
+                line = await self.reader.readline()
+        except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a line over the reader's limit
             raise EngineUnavailable("engine_unreachable") from exc
         if not line:
             raise EngineUnavailable("engine_unreachable")
@@ -72,29 +78,36 @@ class EngineReader:
             raise EngineUnavailable(reply.get("code") or "engine_refused")
         return reply
 
-    async def available(self, offset: int, wait: float) -> int:
-        """Verified bytes from `offset` on; 0 when the engine waited `wait` seconds for its piece in vain.
-        Asking also moves this reader's deadline window to `offset`."""
-        reply = await self._ask({"op": "read", "offset": offset, "wait": wait}, wait + _ANSWER_GRACE)
+    async def available(self, offset: int, timeout: float) -> int:
+        """Verified bytes from `offset` on, answered within `timeout` seconds; 0 when the piece did not arrive
+        in that time. Asking also moves this reader's deadline window to `offset`."""
+        wait = max(0.0, timeout - min(_ANSWER_GRACE, timeout / 10))
+        reply = await self._ask({"op": "read", "offset": offset, "wait": round(wait, 3)}, timeout)
         return int(reply["available"])
 
     async def close(self) -> None:
-        """The reader is gone: the engine drops its window (and the torrent's deadlines with the last one)."""
+        """The reader is gone: the engine drops its window (and the torrent's deadlines with the last one).
+        A peer that stops reading cannot hold the close: the connection is aborted after _CLOSE_TIMEOUT."""
         self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
+        with contextlib.suppress(Exception):  # TimeoutError or a reset: the connection is going away either way
+            async with asyncio.timeout(_CLOSE_TIMEOUT):
+                await self.writer.wait_closed()
+        self.writer.transport.abort()  # a no-op once closed; else drops what the engine did not read
 
 
-async def open_reader(address: str, job_id: int, path: str) -> EngineReader:
+async def open_reader(address: str, job_id: int, path: str, *, timeout: float = _CONNECT_TIMEOUT) -> EngineReader:
+    """A reader of one file on the engine at `address`, connected and opened within `timeout` seconds."""
     host, port = _split(address)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), _CONNECT_TIMEOUT)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), min(timeout, _CONNECT_TIMEOUT))
     except (OSError, TimeoutError) as exc:
         raise EngineUnavailable("engine_unreachable") from exc
     stream = EngineReader(reader, writer, 0, 0)
     try:
         reply = await stream._ask({"op": "open", "key": channel_key(), "job": job_id, "path": path},
-                                  _CONNECT_TIMEOUT + _ANSWER_GRACE)
+                                  max(0.0, deadline - loop.time()))
     except BaseException:
         await stream.close()
         raise

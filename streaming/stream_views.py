@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
@@ -132,7 +132,12 @@ async def _from_disk(request: HttpRequest, target: streams.StreamTarget) -> Http
 
 def _live_plan(request: HttpRequest, target: streams.StreamTarget) -> tuple[int, int, int, dict[str, str]]:
     """Status, first byte, length and headers for a file still downloading. Range is read by the same
-    nginx-exact code; only the first of several ranges is sent (as WebTorrent does: players ask for one)."""
+    nginx-exact code; only the first of several ranges is sent (as WebTorrent does: players ask for one).
+
+    No Content-Length: a body whose piece does not come within STREAM_TIMEOUT ends early, and an ASGI app
+    cannot close the connection under daphne, so a promised length would leave the client waiting for bytes
+    that never come until its own read timeout. Chunked, the early end is seen at once; Content-Range still
+    says the range and the size. `_from_engine` adds the length when every byte is verified before sending."""
     size = target.jobfile.size_bytes
     byte_ranges = None
     if ranges.if_range_matches(request.headers.get("If-Range"), etag=target.etag, last_modified=-1):
@@ -151,24 +156,25 @@ def _live_plan(request: HttpRequest, target: streams.StreamTarget) -> tuple[int,
     }
     if byte_ranges:
         first = byte_ranges[0]
-        headers.update({"Content-Range": first.content_range, "Content-Length": str(first.length)})
+        headers["Content-Range"] = first.content_range
         return 206, first.start, first.length, headers
-    headers["Content-Length"] = str(size)
     return 200, 0, size, headers
 
 
 async def _from_engine(request: HttpRequest, target: streams.StreamTarget) -> HttpResponse:
     status, start, length, headers = _live_plan(request, target)
     await sync_to_async(billing.check_transfer)(target.user, length)
-    if request.method == "HEAD":
-        return HttpResponse(status=status, headers=headers)
+    if request.method == "HEAD":  # no body to end early: the length a complete answer has
+        return HttpResponse(status=status, headers={**headers, "Content-Length": str(length)})
     streams.check_memory()
     await sync_to_async(streams.acquire_slot)(target.user)
     reader = None
     began = time.monotonic()
+    budget = settings.STREAM_TIMEOUT  # for everything before the first byte: connect, open, the first piece
     try:
-        reader = await live.open_reader(target.engine_address, target.job.pk, target.jobfile.path)
-        available = await reader.available(start, settings.STREAM_TIMEOUT) if length else 0
+        reader = await live.open_reader(target.engine_address, target.job.pk, target.jobfile.path, timeout=budget)
+        remaining = max(0.0, budget - (time.monotonic() - began))
+        available = await reader.available(start, remaining) if length else 0
         if length and not available:
             raise streams.StreamTimeout(
                 f"The first piece needed did not arrive within {settings.STREAM_TIMEOUT:g} s; try again.")
@@ -185,15 +191,32 @@ async def _from_engine(request: HttpRequest, target: streams.StreamTarget) -> Ht
     fields = {"job": target.job.pk, "file": target.jobfile.pk, "source": "engine",
               "range": f"{start}-{start + length - 1}" if status == 206 else None,
               "ttfb_ms": round((time.monotonic() - began) * 1000)}
+    if available >= length:  # every byte is verified already: the body cannot end early, so say its length
+        headers["Content-Length"] = str(length)
     done = _on_done(target.user.pk, status, fields, slot=True)
-    body = _live_body(reader, target.path, start, length, available, done)
+    on_disk = _now_on_disk(target)
+    body = _live_body(reader, target.path, start, length, available, done, on_disk)
     return StreamingHttpResponse(ephemeral.track_reads(body, target.job), status=status, headers=headers)
 
 
+def _now_on_disk(target: streams.StreamTarget) -> Callable[[], Awaitable[bool]]:
+    """Whether the job went from the engine to disk (completed: every byte is in the file)."""
+
+    async def check() -> bool:
+        try:
+            again = await sync_to_async(streams.resolve)(target.user, target.job.pk, target.jobfile.pk)
+        except DomainError:
+            return False
+        return again.source == "disk" and again.path == target.path
+
+    return check
+
+
 async def _live_body(reader: live.EngineReader, path: Path, start: int, length: int, available: int,
-                     done: Callable[[int], None]) -> AsyncIterator[bytes]:
+                     done: Callable[[int], None], on_disk: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
     """Verified bytes only, read from disk one chunk at a time (memory per stream: one CHUNK_SIZE). A piece that
-    does not arrive within STREAM_TIMEOUT ends the body early and cleanly: the player asks again from there."""
+    does not arrive within STREAM_TIMEOUT ends the body early and cleanly: the player asks again from there.
+    An engine that lets go of the job because it completed is no end: the rest is read from the finished file."""
     loop = asyncio.get_running_loop()
     sent = 0
     fd: int | None = None
@@ -202,7 +225,12 @@ async def _live_body(reader: live.EngineReader, path: Path, start: int, length: 
         position, remaining = start, length
         while remaining > 0:
             if available <= 0:
-                available = await reader.available(position, settings.STREAM_TIMEOUT)
+                try:
+                    available = await reader.available(position, settings.STREAM_TIMEOUT)
+                except live.EngineUnavailable as exc:
+                    if exc.code != "not_here" or not await on_disk():
+                        raise
+                    available = remaining
                 if available <= 0:
                     log.info("stream cut: piece timeout", extra={"offset": position})
                     return

@@ -137,6 +137,27 @@ def test_ranges_while_downloading_equal_the_source_seek_to_the_end_first(people,
         assert whole.status_code == 200 and whole.content == data
 
 
+def test_a_missing_piece_arrives_once_the_seeder_sends_it_and_a_dead_seeder_is_408(people, env, tmp_path, videos,
+                                                                                   tracker, seeder):
+    source = make_video(videos, "720p10")
+    data = source.read_bytes()
+    torrent = publish(seeder, tracker, tmp_path, source, "clip.mp4", limit=None, seed=False)
+    with procs.daphne(env, tmp_path) as base_url, procs.engine(env, tmp_path):
+        job_id = add_job(base_url, ALICE, torrent, seeded=False)
+
+        # Nobody seeds yet: within STREAM_TIMEOUT (4 s here) the first needed piece does not come.
+        began = time.monotonic()
+        refused = fetch(base_url, ALICE, job_id, "bytes=500000-599999")
+        assert refused.status_code == 408 and refused.json()["code"] == "stream_timeout"
+        assert time.monotonic() - began >= 3.5
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(fetch, base_url, ALICE, job_id, "bytes=500000-599999")
+            seeder.add(torrent, tmp_path / "seed")  # now the piece exists in the swarm
+            answer = waiting.result(timeout=60)
+        assert answer.status_code == 206 and answer.content == data[500000:600000]
+
+
 def test_dead_seeder_mid_download_is_408_for_what_never_arrived(people, env, tmp_path, videos, tracker, seeder):
     source = make_video(videos, "1080p30")
     data = source.read_bytes()
@@ -148,6 +169,39 @@ def test_dead_seeder_mid_download_is_408_for_what_never_arrived(people, env, tmp
         seeder.close()  # the only seeder dies
         late = fetch(base_url, ALICE, job_id, f"bytes={len(data) * 3 // 5}-")
         assert late.status_code == 408, late.text[:200]
+
+
+def test_a_piece_that_never_comes_ends_the_body_at_stream_timeout_not_at_the_clients_timeout(people, env, tmp_path,
+                                                                                             videos, tracker, seeder):
+    """The first half of the file is on disk before the engine starts (libtorrent checks it), nobody seeds the
+    rest: the body holds the verified half and then ends, one STREAM_TIMEOUT (4 s) later, where the client sees
+    it. With a Content-Length the client waited for the missing bytes until its own read timeout (60 s here)."""
+    source = make_video(videos, "720p10")
+    data = source.read_bytes()
+    torrent = publish(seeder, tracker, tmp_path, source, "half.mp4", limit=None, seed=False)
+    have = len(data) // 2 // PIECE * PIECE
+    with procs.daphne(env, tmp_path) as base_url:
+        with httpx.Client(base_url=base_url, headers={"Authorization": f"Token {ALICE}"}, timeout=30) as client:
+            created = client.post("/api/v1/jobs/", files={"torrent": ("t.torrent", torrent)})
+        assert created.status_code == 201, created.text
+        job_id = created.json()["id"]
+        folder = tmp_path / "downloads" / str(Job.objects.get(pk=job_id).user_id) / str(job_id)
+        folder.mkdir(parents=True)
+        (folder / "half.mp4").write_bytes(data[:have])
+        with procs.engine(env, tmp_path):
+            wait_for(lambda: downloaded(job_id) >= have, "the engine found the half on disk", 60)
+            wait_for(lambda: ProcessHeartbeat.objects.filter(info__stream_address__isnull=False).exists(),
+                     "the engine published its stream channel", 30)
+            began = time.monotonic()
+            with httpx.stream("GET", f"{base_url}/api/v1/stream/{job_id}", timeout=60,
+                              headers={"Authorization": f"Token {ALICE}", "Range": "bytes=0-"}) as response:
+                assert response.status_code == 206
+                assert response.headers["content-range"] == f"bytes 0-{len(data) - 1}/{len(data)}"
+                assert "content-length" not in response.headers  # chunked: an early end is an end
+                body = response.read()
+            took = time.monotonic() - began
+    assert body == data[:have]
+    assert 3.5 <= took < 20, took  # one STREAM_TIMEOUT for the missing piece, far from the client's 60 s
 
 
 def test_several_users_stream_several_files_at_once_and_the_limits_hold(people, env, tmp_path, videos, tracker,

@@ -4,7 +4,12 @@ tests/e2e/test_streaming.py."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import socket
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -14,7 +19,7 @@ from django.test import AsyncClient, Client
 
 from billing.services import current_plan
 from downloads.models import Status
-from streaming import stream
+from streaming import live, stream
 from tests.accounts.factories import ApiKeyFactory
 from tests.downloads.factories import JobFactory, JobFileFactory
 
@@ -211,3 +216,58 @@ def test_player_page_and_stats(film, user):
     assert stats["source"] == "disk" and stats["size_bytes"] == len(MOVIE)
     other = Client()
     assert other.get(f"/d/play/{film.job.pk}/").status_code == 302  # to the login page
+
+
+@contextlib.contextmanager
+def silent_engine(*, answer_open: bool):
+    """A peer on the engine's channel that stops answering (a hung or overloaded engine): it accepts, answers
+    `open` if asked to, then reads and never replies."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        done = threading.Event()
+
+        def serve() -> None:
+            conn, _ = server.accept()
+            with conn, conn.makefile("rwb") as lines:
+                lines.readline()
+                if answer_open:
+                    lines.write(b'{"ok": true, "size": 1000, "piece_length": 100}\n')
+                    lines.flush()
+                done.wait(30)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            yield f"127.0.0.1:{server.getsockname()[1]}"
+        finally:
+            done.set()
+            thread.join(5)
+
+
+def timed(coroutine_function) -> float:
+    async def run() -> float:
+        began = time.monotonic()
+        with pytest.raises(live.EngineUnavailable) as refused:
+            await coroutine_function()
+        assert refused.value.code == "engine_unreachable"
+        return time.monotonic() - began
+
+    return asyncio.run(run())
+
+
+def test_an_engine_that_stops_answering_is_given_up_on_within_the_callers_time():
+    """Every wait on the channel ends at the caller's deadline (the view's STREAM_TIMEOUT): open and read alike.
+    Before, an answer was awaited for the wait plus 5 s, and the open for 8 s whatever the caller had left."""
+    with silent_engine(answer_open=False) as address:
+        assert timed(lambda: live.open_reader(address, 1, "a.mp4", timeout=0.5)) < 2
+
+    async def read() -> None:
+        reader = await live.open_reader(address, 1, "a.mp4", timeout=5)
+        try:
+            await reader.available(0, 0.5)
+        finally:
+            await reader.close()
+
+    with silent_engine(answer_open=True) as address:
+        assert timed(read) < 2

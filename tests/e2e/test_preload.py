@@ -2,7 +2,8 @@
 rate-limited seeder. After `POST /api/v1/ui/viewport` puts a downloading job in focus, the preload loop (the
 worker's task, run here in the test process on the same database) asks the engine over its stream channel for
 the primary file's head and tail pieces: they are on disk, equal to the source, while most of the file is not,
-before anything read the stream. Then the stream's first bytes come at once."""
+before anything read the stream. Then the stream's first bytes come at once. The same through a real qcluster:
+the viewport POST starts the worker's loop through the broker (ORM, or Redis)."""
 
 from __future__ import annotations
 
@@ -86,3 +87,38 @@ def test_viewport_preloads_head_and_tail_before_any_read(user, env, tmp_path, tr
               f"downloaded by then; first range after preload {timings[0] * 1000:.0f} ms, "
               f"tail {timings[1] * 1000:.0f} ms")
         assert max(timings) < 1.0, "the brief: after a preload the stream starts within 1 s"
+
+
+def test_the_worker_preloads_what_the_viewport_posts(user, env, tmp_path, tracker, seeder):
+    """No task run by hand: the POST's kick goes through the broker to a qcluster worker."""
+    ApiKeyFactory(user=user, raw=KEY)
+    PlanAssignmentFactory(user=user, plan=PlanFactory(seed_ratio_limit=0, seed_time_limit_minutes=0))
+    data = os.urandom(SIZE)
+    folder = tmp_path / "seed"
+    folder.mkdir()
+    (folder / "film.mp4").write_bytes(data)
+    torrent = make_torrent(folder / "film.mp4", [tracker.announce_url], PIECE)
+    seeder.add(torrent, folder, upload_limit=RATE)
+    headers = {"Authorization": f"Token {KEY}"}
+    with procs.daphne(env, tmp_path) as base_url, procs.engine(env, tmp_path), procs.qcluster(env, tmp_path), \
+            httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+        job_id = client.post("/api/v1/jobs/", files={"torrent": ("t.torrent", torrent)}).json()["id"]
+        wait_for(lambda: Job.objects.get(pk=job_id).claimed_by
+                 and ProcessHeartbeat.objects.filter(info__stream_address__isnull=False).exists(),
+                 "the engine holds the job and published its stream channel", 60)
+        response = client.post("/api/v1/ui/viewport", json={"items": [{"job": job_id, "priority": "focused"}]})
+        assert response.status_code == 200
+        wait_for(lambda: PreloadItem.objects.filter(job_id=job_id, state=PreloadItem.State.DONE).exists(),
+                 "the worker reports head and tail on disk", 60)
+        completed = JobFile.objects.get(job_id=job_id).completed_bytes
+        path = Path(Job.objects.get(pk=job_id).data_dir) / "film.mp4"
+        with open(path, "rb") as fh:
+            head = fh.read(HEAD_TAIL_BYTES)
+            fh.seek(SIZE - HEAD_TAIL_BYTES)
+            tail = fh.read()
+        assert head == data[:HEAD_TAIL_BYTES] and tail == data[-HEAD_TAIL_BYTES:]
+        assert completed < SIZE // 2, f"head and tail came first ({completed} of {SIZE})"
+
+        # Scrolled away: the next POST empties the queue, and the worker tells the engine.
+        assert client.post("/api/v1/ui/viewport", json={"items": []}).status_code == 200
+        wait_for(lambda: not PreloadItem.objects.exists(), "the cancelled item is gone", 30)

@@ -17,7 +17,8 @@
   const near = new Set();
   let focused = null;
   let timer = null;
-  let last = "";
+  const NOTHING = JSON.stringify({ items: [] });
+  let last = NOTHING; // a page with no cards on screen has nothing to say
 
   const idOf = (card) => Number(card.dataset.jobId);
   const cards = () => [...list.querySelectorAll(".job-card[data-job-id]")].filter((c) => idOf(c) > 0 && !c.hidden);
@@ -52,7 +53,7 @@
     try {
       await F.api("POST", url, body);
     } catch (err) {
-      last = ""; // try again with the next change; preloading is a hint, never worth a toast
+      last = null; // try again with the next change; preloading is a hint, never worth a toast
     }
   }
 
@@ -95,10 +96,9 @@
   list.addEventListener("focusin", focus);
   // Leaving the page: nothing is on screen any more.
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "hidden" && last) {
-      const body = JSON.stringify({ items: [] });
-      last = body;
-      F.api("POST", url, { items: [] }).catch(() => { last = ""; });
+    if (document.visibilityState === "hidden" && last !== NOTHING) {
+      last = NOTHING;
+      F.api("POST", url, { items: [] }).catch(() => { last = null; });
     } else if (document.visibilityState === "visible") {
       schedule();
     }

@@ -287,6 +287,8 @@ class SeedrBackend(Backend):
         try:
             session = seedr.session_for_user(job.user_id)
             file_id = _remote_file_ids(session, job, task).get(jobfile.path)
+            if file_id is None:  # a listing kept from before may be stale: look once more
+                file_id = _remote_file_ids(session, job, task, fresh=True).get(jobfile.path)
             return RemoteLink(session.fetch_file(file_id)) if file_id is not None else None
         except client.SeedrProblem as exc:
             raise BackendError(exc.message, code=exc.code or "seedr_error", permanent=bool(exc.permanent)) from exc
@@ -432,10 +434,10 @@ _LISTING_SECONDS = 60
 _listings: dict[tuple[int, int], tuple[float, dict[str, int]]] = {}
 
 
-def _remote_file_ids(session: client.Session, job: Job, task: SeedrTask) -> dict[str, int]:
+def _remote_file_ids(session: client.Session, job: Job, task: SeedrTask, *, fresh: bool = False) -> dict[str, int]:
     key, now = (job.pk, int(task.folder_id)), time.monotonic()
     cached = _listings.get(key)
-    if cached is None or now - cached[0] > _LISTING_SECONDS:
+    if fresh or cached is None or now - cached[0] > _LISTING_SECONDS:
         for stale in [k for k, (at, _) in _listings.items() if now - at > _LISTING_SECONDS]:
             _listings.pop(stale, None)
         cached = (now, {f.path: f.folder_file_id for f in remote_files(session, task.folder_id)})

@@ -57,9 +57,9 @@ class UpstreamFailed(DomainError):
 async def respond(request: HttpRequest, target: streams.StreamTarget) -> HttpResponse:
     """The answer to GET/HEAD for a file the job's backend still holds (or a 409 when it cannot stream it)."""
     status, start, length, headers = plan(request, target)
-    source = await sync_to_async(_source)(target)
-    headers["X-Stream-Source"] = "link" if isinstance(source, RemoteLink) else "pieces"
     await sync_to_async(billing.check_transfer)(target.user, length)
+    source = await sync_to_async(_source)(target)  # may ask the backend (a Seedr link, a server's layout)
+    headers["X-Stream-Source"] = "link" if isinstance(source, RemoteLink) else "pieces"
     if request.method == "HEAD":
         return HttpResponse(status=status, headers=headers)
     streams.check_memory()

@@ -110,6 +110,14 @@ def test_a_file_plays_from_verified_pieces_while_the_server_downloads_it(kind, r
             row = client._qb.torrents_info(torrent_hashes=record.info_hash)[0]
         assert row["seq_dl"] is True and row["f_l_piece_prio"] is True
 
+    # Completed and brought home: served from DATA_DIR, even once the server dropped the torrent and its data.
+    wait_until(lambda: (drive(), refreshed(job).status == Status.COMPLETED)[1], "delivered", 60)
+    with clients.connect(server) as client:
+        client.remove(record.info_hash, delete_data=True)
+    wait_until(lambda: not (daemon.download_dir / name).exists(), "data deleted on the server", 30)
+    response, data = get(url, Range="bytes=100-")
+    assert response.status_code == 206 and data == movie[100:] and "X-Stream-Source" not in response
+
 
 @pytest.mark.parametrize(("kind", "how"), [("rtorrent", "torrent"), ("transmission", "magnet")])
 def test_without_piece_state_or_hashes_only_a_completed_file_plays(kind, how, request, user, plan, swarm):

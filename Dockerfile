@@ -27,4 +27,4 @@ EXPOSE 8000 6881/tcp 6881/udp
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,os;urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\",\"8000\")}/healthz',timeout=4)" || exit 1
 ENTRYPOINT ["/usr/bin/tini", "--"]
 # Default: the web process. Compose overrides the command for worker and engine.
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec python -m daphne -b $HOST -p $PORT --proxy-headers --access-log /dev/null config.asgi:application"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec python -m config.daphne -b $HOST -p $PORT --proxy-headers --access-log /dev/null config.asgi:application"]

@@ -110,7 +110,7 @@ def daphne(env: dict[str, str]) -> Iterator[Server]:
     """Yield a daphne serving config.asgi on 127.0.0.1 (its output goes to DATA_DIR/daphne.log)."""
     port = free_port()
     log = (Path(env["DATA_DIR"]) / "daphne.log").open("wb")
-    cmd = [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+    cmd = [PY, "-m", "config.daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 30

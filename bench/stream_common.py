@@ -137,7 +137,7 @@ def daphne(env: dict[str, str], name: str = "daphne", **extra: str) -> Iterator[
 
     port = free_port()
     log = Path(env["DATA_DIR"]) / f"{name}.log"
-    cmd = [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+    cmd = [PY, "-m", "config.daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
 
     def healthy() -> bool:
         with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:

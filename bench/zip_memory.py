@@ -109,7 +109,7 @@ def through_daphne(data_dir: Path, user, job) -> None:
     from tests.procs import free_port, port_open, process_env, running, wait_ready
 
     port = free_port()
-    cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+    cmd = [sys.executable, "-m", "config.daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
     with running(cmd, process_env(data_dir), data_dir / "daphne.log") as proc:
         wait_ready(lambda: port_open(port), "daphne", proc, data_dir / "daphne.log")
         base = f"http://127.0.0.1:{port}"

@@ -136,7 +136,7 @@ def daphne(env: dict[str, str], log_dir: Path) -> Iterator[str]:
     on that socket before daphne serves, so readiness is an answered request, not an open port."""
     with listening_socket() as sock:
         port, fd = sock.getsockname()[1], sock.fileno()
-        cmd = [sys.executable, "-m", "daphne", "--fd", str(fd), "config.asgi:application"]
+        cmd = [sys.executable, "-m", "config.daphne", "--fd", str(fd), "config.asgi:application"]
         log_path = log_dir / f"daphne-{port}.log"
         base_url = f"http://127.0.0.1:{port}"
         with running(cmd, env, log_path, pass_fds=(fd,)) as proc:

@@ -1,0 +1,73 @@
+"""daphne's Server with backpressure on HTTP response bodies.
+
+daphne's ASGI `send` writes each `http.response.body` chunk into Twisted's transport buffer and returns at once,
+so an app streaming a file to a slow client reads the whole file into daphne's memory. Here `send` of a chunk
+with `more_body` waits while the socket is not draining: a push producer registered on the request (Twisted's
+HTTPChannel forwards the transport's pause/resume to it) clears an event when the send buffer is full (64 KiB)
+and sets it once the buffer is empty. What is kept per response is that buffer plus one chunk.
+
+A disconnect releases the wait (the transport calls stopProducing; the request's finish notification fails);
+daphne then drops further sends and puts `http.disconnect` in the app's queue, on which Django cancels the
+response and its generator's clean-up runs. Websockets and every other message go through daphne unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from daphne.server import Server
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+
+@implementer(IPushProducer)
+class Drain:
+    """One response's producer side: `writable` is set while the client's socket takes more bytes."""
+
+    def __init__(self) -> None:
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.stopped = False
+
+    def pauseProducing(self) -> None:
+        if not self.stopped:
+            self.writable.clear()
+
+    def resumeProducing(self) -> None:
+        self.writable.set()
+
+    def stopProducing(self) -> None:
+        self.stopped = True
+        self.writable.set()
+
+
+class BackpressureServer(Server):
+    async def handle_reply(self, protocol, message):
+        if message.get("type") != "http.response.body":
+            return await super().handle_reply(protocol, message)
+        more = message.get("more_body", False)
+        drain = protocol.producer if isinstance(getattr(protocol, "producer", None), Drain) else None
+        if more and drain is None and self._open(protocol):
+            # Registered before the first write, so the pause that write may cause reaches it.
+            drain = Drain()
+            protocol.registerProducer(drain, True)
+            protocol.notifyFinish().addBoth(lambda _: drain.stopProducing())
+        if not more and drain is not None:
+            self._release(protocol)  # before finish(): Twisted complains about a producer left registered
+        try:
+            await super().handle_reply(protocol, message)
+        except BaseException:
+            self._release(protocol)
+            raise
+        if more and drain is not None:
+            await drain.writable.wait()
+
+    def _open(self, protocol) -> bool:
+        details = self.connections.get(protocol)
+        return (details is not None and not details.get("disconnected")
+                and not protocol.finished and protocol.channel is not None)
+
+    @staticmethod
+    def _release(protocol) -> None:
+        if isinstance(getattr(protocol, "producer", None), Drain) and protocol.channel is not None:
+            protocol.unregisterProducer()

@@ -11,8 +11,14 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from audiobooks import services
+from audiobooks.compliance import status as tracker_status
 from audiobooks.models import AudiobookJob
-from audiobooks.serializers import AudiobookSerializer, MarkSerializer, SettingsSerializer
+from audiobooks.serializers import (
+    AudiobookSerializer,
+    MarkSerializer,
+    SettingsSerializer,
+    TrackerStatusSerializer,
+)
 
 
 class AudiobookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -25,7 +31,7 @@ class AudiobookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
-        return AudiobookJob.objects.for_user(self.request.user).select_related("job").order_by("-id")
+        return tracker_status.books_of(self.request.user)
 
     @extend_schema(request=MarkSerializer, responses={201: AudiobookSerializer})
     def create(self, request):
@@ -58,3 +64,13 @@ class SettingsView(GenericAPIView):
         form = SettingsSerializer(self.get_object(), data=request.data)
         form.is_valid(raise_exception=True)
         return Response(SettingsSerializer(services.update_settings(request.user, **form.validated_data)).data)
+
+
+class TrackerStatusView(GenericAPIView):
+    """Your private-tracker accounts (per indexer of yours: ratio, class, unsatisfied n / limit, session ok /
+    expired / unknown, when the compliance sweep last read it) and your open tracker alerts."""
+
+    serializer_class = TrackerStatusSerializer
+
+    def get(self, request):
+        return Response(TrackerStatusSerializer(tracker_status.tracker_status(request.user)).data)

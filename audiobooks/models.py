@@ -97,4 +97,9 @@ class AudiobookSettings(models.Model):
 
 
 # Tracker compliance keeps its models in its own package; they belong to this app.
-from audiobooks.compliance.models import SeedingLedger, TrackerRules  # noqa: E402, F401
+from audiobooks.compliance.models import (  # noqa: E402, F401
+    SeedingLedger,
+    TrackerAccount,
+    TrackerAlert,
+    TrackerRules,
+)

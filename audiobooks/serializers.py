@@ -9,6 +9,7 @@ from pathlib import Path
 from django.conf import settings
 from rest_framework import serializers
 
+from audiobooks.compliance import status as tracker_status
 from audiobooks.models import AudiobookJob, AudiobookSettings
 from config.params import MAX_ID
 
@@ -34,6 +35,12 @@ class AudiobookSerializer(serializers.ModelSerializer):
     narrators = serializers.ListField(child=serializers.CharField(), read_only=True)
     cover_url = serializers.CharField(read_only=True)  # "" when none: a plain string, not a `uri`
     progress = serializers.SerializerMethodField(help_text="0 to 1 across the steps (merging weighs most).")
+    tracker = serializers.SerializerMethodField(
+        help_text="Private-tracker seeding state (null: no tracker rules govern the download): seeded_seconds / "
+                  "needed_seconds within window_ends_at, the torrent's ratio if its client reports one, "
+                  "clock_satisfied_at (Flotilla's clock), tracker_satisfied_at (the tracker's list), satisfied "
+                  "(both), hit_and_run, inactive.")
+    alerts = serializers.SerializerMethodField(help_text="Open tracker alerts of the download.")
 
     class Meta:
         model = AudiobookJob
@@ -41,8 +48,25 @@ class AudiobookSerializer(serializers.ModelSerializer):
                   "year", "genre", "description", "asin", "isbn", "cover_url", "accept_damaged", "keep_both",
                   "state", "step", "step_done", "step_total", "progress", "error_code", "error", "warnings",
                   "published_path", "published_at", "duration_seconds", "chapters", "scan_status", "created_at",
-                  "updated_at"]
+                  "updated_at", "tracker", "alerts"]
         read_only_fields = fields
+
+    def _rules(self) -> dict:
+        """The enabled tracker rules, read once per response (cached on the outermost serializer)."""
+        root = self.root
+        if not hasattr(root, "_tracker_rules"):
+            root._tracker_rules = tracker_status.enabled_rules()
+        return root._tracker_rules
+
+    def get_tracker(self, book: AudiobookJob) -> dict | None:
+        state = tracker_status.book_state(book.job, self._rules())
+        return TrackerStateSerializer(state).data if state else None
+
+    def get_alerts(self, book: AudiobookJob) -> list[dict]:
+        found = getattr(book.job, "open_tracker_alerts", None)
+        if found is None:  # not prefetched (a single book)
+            found = tracker_status.job_alerts(book.job)
+        return TrackerAlertSerializer([a for a in found if a.user_id == book.job.user_id], many=True).data
 
     def get_progress(self, book: AudiobookJob) -> float:
         if book.state == AudiobookJob.State.PUBLISHED:
@@ -58,6 +82,58 @@ class AudiobookSerializer(serializers.ModelSerializer):
             return ""
         path, root = Path(book.published_path), Path(settings.AUDIOBOOK_LIBRARY_ROOT or "/").resolve()
         return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+
+
+class TrackerStateSerializer(serializers.Serializer):
+    tracker = serializers.CharField()
+    tracker_name = serializers.CharField()
+    seeded_seconds = serializers.IntegerField()
+    needed_seconds = serializers.IntegerField()
+    window_ends_at = serializers.DateTimeField(allow_null=True)
+    ratio = serializers.FloatField(allow_null=True)
+    clock_satisfied_at = serializers.DateTimeField(allow_null=True)
+    tracker_satisfied_at = serializers.DateTimeField(allow_null=True)
+    satisfied = serializers.BooleanField()
+    hit_and_run = serializers.BooleanField()
+    inactive = serializers.BooleanField()
+    released_at = serializers.DateTimeField(allow_null=True)
+    checked_at = serializers.DateTimeField(allow_null=True)
+
+
+class TrackerAlertSerializer(serializers.Serializer):
+    """An open alert: session_expired, ratio_near_floor, unsatisfied_near_limit or inactive_unsatisfied."""
+
+    id = serializers.IntegerField(source="pk")
+    kind = serializers.CharField()
+    label = serializers.CharField(source="get_kind_display")
+    message = serializers.CharField()
+    job = serializers.IntegerField(source="job_id", allow_null=True)
+    indexer = serializers.IntegerField(source="indexer_id", allow_null=True)
+    raised_at = serializers.DateTimeField()
+
+
+class TrackerAccountSerializer(serializers.Serializer):
+    """One of your tracker indexers: what the tracker last said about the account."""
+
+    indexer = serializers.IntegerField()
+    name = serializers.CharField()
+    tracker_name = serializers.CharField()
+    enabled = serializers.BooleanField()
+    ratio = serializers.FloatField(allow_null=True)
+    ratio_floor = serializers.FloatField()
+    # `class` is a Python keyword: declared below.
+    unsatisfied = serializers.IntegerField(allow_null=True)
+    unsatisfied_limit = serializers.IntegerField(allow_null=True)
+    session = serializers.ChoiceField(choices=["ok", "expired", "unknown"])
+    checked_at = serializers.DateTimeField(allow_null=True, help_text="The compliance sweep's last account read.")
+
+
+TrackerAccountSerializer._declared_fields["class"] = serializers.CharField(help_text="The account's class.")
+
+
+class TrackerStatusSerializer(serializers.Serializer):
+    accounts = TrackerAccountSerializer(many=True)
+    alerts = TrackerAlertSerializer(many=True)
 
 
 class MarkSerializer(serializers.Serializer):

@@ -1,5 +1,6 @@
 """The Audiobooks page: the user's books with their processing progress (step, n/N), where each was published,
-why one failed (with Retry), and the library / Audiobookshelf settings. The page renders the first state on
+why one failed (with Retry), each tracker download's seeding state, the user's tracker accounts and open alerts,
+and the library / Audiobookshelf settings. The page renders the first state on
 the server; static/js/audiobooks.js refreshes it over /api/v1/audiobooks/ while a book is being made, and
 sends Retry and the settings form to the same API. The token is write-only: the page only knows whether one is
 set."""
@@ -14,7 +15,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts.decorators import policy_required
 from audiobooks import services
-from audiobooks.models import AudiobookJob
+from audiobooks.compliance import status as tracker_status
 from audiobooks.serializers import AudiobookSerializer, SettingsSerializer
 
 PAGE_SIZE = 100  # the newest books; the API pages through the rest
@@ -23,13 +24,16 @@ PAGE_SIZE = 100  # the newest books; the API pages through the rest
 @policy_required
 @ensure_csrf_cookie
 def audiobook_list(request: HttpRequest) -> HttpResponse:
-    books = AudiobookJob.objects.for_user(request.user).select_related("job").order_by("-id")[:PAGE_SIZE]
+    books = tracker_status.books_of(request.user)[:PAGE_SIZE]
     rows = AudiobookSerializer(books, many=True).data
+    tracker = tracker_status.tracker_status(request.user)  # rendered with the date filter; JS reads the API
     prefs = SettingsSerializer(services.get_settings(request.user)).data
     config = {
         "apiBooks": reverse("audiobook-list"),
         "retryUrl": reverse("audiobook-retry", args=[0]),
         "apiSettings": reverse("audiobook-settings"),
+        "apiTracker": reverse("audiobook-tracker"),
+        "trackerRefreshSeconds": 60,
         "jobUrl": reverse("downloads:job_detail", args=[0]),
         "refreshSeconds": 5,
         "pageSize": PAGE_SIZE,
@@ -38,6 +42,7 @@ def audiobook_list(request: HttpRequest) -> HttpResponse:
         "nav": "audiobooks",
         "books": rows,
         "prefs": prefs,
+        "tracker": tracker,
         "library_configured": bool(settings.AUDIOBOOK_LIBRARY_ROOT),
         "config": config,
         "books_json": list(rows),

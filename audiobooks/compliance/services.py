@@ -24,7 +24,8 @@ from servers.backend import server_id_of
 from servers.clients import ClientError
 from servers.models import TorrentServer
 
-from .models import SeedingLedger, TrackerRules
+from . import alerts
+from .models import SeedingLedger, TrackerAccount, TrackerRules
 
 log = logging.getLogger(__name__)
 
@@ -211,10 +212,13 @@ def accrue(ledger: SeedingLedger, reported: int, incarnation: str) -> int:
 
 
 def _observe(rules: TrackerRules, ledger: SeedingLedger, *, complete: bool, reported: int, incarnation: str,
-             now: dt.datetime) -> None:
+             now: dt.datetime, ratio: float | None = None) -> None:
     if complete and ledger.completed_at is None:
         ledger.completed_at = now
-    accrue(ledger, reported, incarnation)
+    if accrue(ledger, reported, incarnation):
+        ledger.seeding_seen_at = now  # what the inactive alert watches
+    if ratio is not None:
+        ledger.ratio = round(float(ratio), 4)
     if ledger.satisfied_at is None and ledger.seeded_seconds >= rules.min_seed_time.total_seconds():
         ledger.satisfied_at = now
     ledger.checked_at = now
@@ -278,7 +282,7 @@ def _sync_server(server: TorrentServer, jobs: list[Job], rules: dict, now: dt.da
             continue
         ledger, _ = SeedingLedger.objects.get_or_create(job=job, defaults={"tracker": tracker_rules.tracker})
         _observe(tracker_rules, ledger, complete=torrent.complete, reported=torrent.seeding_time or 0,
-                 incarnation=f"{job.backend}@{torrent.added_at or ''}", now=now)
+                 incarnation=f"{job.backend}@{torrent.added_at or ''}", now=now, ratio=torrent.ratio)
         _release_if_allowed(server, tracker_rules, ledger, job, now)
         seen += 1
     return seen
@@ -330,9 +334,11 @@ def _release_if_allowed(server: TorrentServer, rules: TrackerRules, ledger: Seed
     record_audit("tracker.release", target=job, tracker=rules.tracker, seeded_seconds=ledger.seeded_seconds)
 
 
-def refresh_accounts() -> int:
+def refresh_accounts(now: dt.datetime | None = None) -> int:
     """Read the account of every indexer with tracker rules that has jobs waiting or unsatisfied (the
-    unsatisfied count and the ratio the guard reads). Returns accounts read."""
+    unsatisfied count and the ratio the guard reads; the outcome, session included, in its TrackerAccount).
+    Returns accounts read."""
+    now = now or timezone.now()
     trackers = list(TrackerRules.objects.filter(enabled=True).values_list("tracker", flat=True))
     busy = Job.objects.filter(indexer_source__indexer__kind__in=trackers).exclude(
         status__in={Status.FAILED, Status.CANCELLED}).exclude(SATISFIED)
@@ -345,6 +351,11 @@ def refresh_accounts() -> int:
             read += 1
         except IndexerError as exc:
             log.info("compliance: account check failed", extra={"indexer": indexer.pk, "code": exc.code})
+            TrackerAccount.objects.update_or_create(indexer=indexer, defaults={
+                "checked_at": now, "error_code": exc.code[:64]})
+        else:
+            TrackerAccount.objects.update_or_create(indexer=indexer, defaults={
+                "checked_at": now, "ok_at": now, "error_code": ""})
     return read
 
 
@@ -418,5 +429,7 @@ def unsatisfied_ids(indexer: Indexer) -> set[int]:
 
 def sweep() -> dict[str, int]:
     """The worker's compliance round: ledgers first (a torrent just satisfied frees a place), then accounts,
-    then the tracker's word on torrents Flotilla's clock satisfied."""
-    return {"ledgers": sync_ledgers(), "accounts": refresh_accounts(), "tracker": check_snatches()}
+    then the tracker's word on torrents Flotilla's clock satisfied; last, the alerts on what they found."""
+    now = timezone.now()
+    done = {"ledgers": sync_ledgers(now), "accounts": refresh_accounts(now), "tracker": check_snatches(now)}
+    return {**done, **alerts.evaluate(now)}

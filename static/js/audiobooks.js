@@ -1,5 +1,7 @@
 /* The Audiobooks page: the user's books with their processing progress (step n/N), where each was published and
- * why one failed, refreshed over /api/v1/audiobooks/ while any is waiting or being made; Retry on a failed book;
+ * why one failed, each tracker download's seeding state and alerts, the user's tracker accounts (ratio, class,
+ * unsatisfied n / limit, session), refreshed over /api/v1/audiobooks/ and /api/v1/audiobooks/tracker/ (every few
+ * seconds while a book is waiting or being made, every minute otherwise); Retry on a failed book;
  * the library / Audiobookshelf settings form (PUT /api/v1/audiobooks/settings/; the token is write-only, so the
  * page only says whether one is set). Everything is built with textContent: titles come from torrents. */
 (function () {
@@ -24,6 +26,54 @@
     return text;
   }
 
+  const when = (iso) => (iso ? iso.slice(0, 16).replace("T", " ") : "");
+  const hours = (seconds) => Math.round((seconds || 0) / 3600);
+  const yesNo = (value) => (value ? "yes" : "no");
+
+  function alertLine(a) {
+    return el("p", { class: "msg msg-warning", "data-alert-kind": a.kind },
+      el("strong", { text: a.label }), ` — ${a.message}`);
+  }
+
+  /* A tracker download's seeding state: seeded / needed within the window, ratio, both clocks. */
+  function trackerFacts(t) {
+    if (!t) return [];
+    const satisfied = t.satisfied ? "yes" : (t.hit_and_run ? "no: hit and run" : "no");
+    const seeded = el("dd", { "data-field": "seeded", text: `${hours(t.seeded_seconds)} h of ${hours(t.needed_seconds)} h` });
+    if (t.window_ends_at) {
+      seeded.append(" · window ends ", el("time", { datetime: t.window_ends_at, text: t.window_ends_at.slice(0, 10) }));
+    }
+    return [
+      el("div", {}, el("dt", { text: `Seeded (${t.tracker_name})` }), seeded),
+      el("div", {}, el("dt", { text: "Ratio" }),
+        el("dd", { "data-field": "ratio", text: t.ratio === null || t.ratio === undefined ? "—" : t.ratio.toFixed(2) })),
+      el("div", {}, el("dt", { text: "Satisfied" }), el("dd", { "data-field": "satisfied" }, `${satisfied} `,
+        el("span", { class: "muted",
+          text: `(Flotilla's clock: ${yesNo(t.clock_satisfied_at)}; tracker: ${yesNo(t.tracker_satisfied_at)})` }))),
+    ];
+  }
+
+  const SESSION = { ok: ["completed", "ok"], expired: ["failed", "expired"], unknown: ["queued", "not checked"] };
+
+  function accountRow(a) {
+    const [badge, label] = SESSION[a.session] || SESSION.unknown;
+    const num = (v) => (v === null || v === undefined ? "—" : String(v));
+    return el("tr", { "data-indexer-id": a.indexer },
+      el("th", { scope: "row" }, `${a.name} `, el("span", { class: "muted", text: a.tracker_name })),
+      el("td", {}, a.ratio === null || a.ratio === undefined ? "—" : a.ratio.toFixed(2), " ",
+        el("span", { class: "muted", text: `(floor ${a.ratio_floor.toFixed(2)})` })),
+      el("td", { text: a.class || "—" }),
+      el("td", { text: `${num(a.unsatisfied)} / ${num(a.unsatisfied_limit)}` }),
+      el("td", {}, el("span", { class: `badge badge-${badge}`, "data-field": "session", text: label })),
+      el("td", {}, a.checked_at ? el("time", { datetime: a.checked_at, text: when(a.checked_at) }) : "never"));
+  }
+
+  function renderTracker(status) {
+    document.getElementById("tracker-alerts").replaceChildren(...status.alerts.map(alertLine));
+    document.querySelector("#tracker-accounts tbody").replaceChildren(...status.accounts.map(accountRow));
+    document.getElementById("tracker-panel").hidden = !status.accounts.length && !status.alerts.length;
+  }
+
   function card(b) {
     const percent = Math.round((b.progress || 0) * 100);
     const title = b.title || b.job_name;
@@ -42,7 +92,9 @@
           el("span", { class: "muted", "data-field": "job_status", text: b.job_status }))),
         el("div", {}, el("dt", { text: "Published in" }),
           el("dd", { class: "mono", "data-field": "published_path", text: b.published_path || "—" })),
-        el("div", {}, el("dt", { text: "Chapters" }), el("dd", { "data-field": "chapters", text: b.chapters || "—" }))),
+        el("div", {}, el("dt", { text: "Chapters" }), el("dd", { "data-field": "chapters", text: b.chapters || "—" })),
+        ...trackerFacts(b.tracker)),
+      ...(b.alerts || []).map(alertLine),
       el("p", { class: "reason", "data-field": "error", hidden: !b.error, text: b.error }),
       el("div", { class: "row", "data-field": "actions", hidden: b.state !== "failed" },
         el("button", { type: "button", class: "secondary", "data-retry": b.id, text: "Retry" })));
@@ -64,7 +116,8 @@
     async function refresh() {
       timer = null;
       try {
-        const page = await F.api("GET", config.apiBooks);
+        const [page, tracker] = await Promise.all([F.api("GET", config.apiBooks), F.api("GET", config.apiTracker)]);
+        renderTracker(tracker);
         const before = new Map([...document.querySelectorAll("#books [data-book-id]")]
           .map((c) => [c.dataset.bookId, c.dataset.status]));
         render(page.results.slice(0, config.pageSize));
@@ -81,7 +134,10 @@
       schedule();
     }
     function schedule() {
-      if (timer === null && anyActive() && !document.hidden) timer = window.setTimeout(refresh, config.refreshSeconds * 1000);
+      /* Fast while a book is being made; slowly otherwise (tracker state changes with the compliance sweep). */
+      if (timer !== null || document.hidden) return;
+      const seconds = anyActive() ? config.refreshSeconds : config.trackerRefreshSeconds;
+      timer = window.setTimeout(refresh, seconds * 1000);
     }
     document.addEventListener("visibilitychange", () => { if (!document.hidden) schedule(); });
 

@@ -145,7 +145,7 @@ def test_operator_edits_rules_in_the_admin_audited(admin_client, mam_rules):
     form = {"tracker": "myanonamouse", "name": "MyAnonamouse", "enabled": "on", "min_seed_time": "3 00:00:00",
             "seed_window": "30 00:00:00", "satisfied_margin": "01:00:00", "ratio_floor": "1.5",
             "upload_buffer_bytes": "0", "approved_clients": json.dumps(mam_rules.approved_clients),
-            "keep_seeding": "on"}
+            "keep_seeding": "on", "ratio_margin": "0.1", "unsatisfied_margin": "1", "inactive_after": "01:00:00"}
     response = admin_client.post(url, form)
     assert response.status_code == 302, response.content[:2000]
     mam_rules.refresh_from_db()

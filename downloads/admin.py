@@ -8,6 +8,8 @@ finds it through the stored HMAC.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import admin
 from django.db.models import Count
@@ -377,9 +379,14 @@ class PreloadItemAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).defer(*(f"job__{name}" for name in JOB_SECRETS))
 
 
+# Figures apps above the spine add to the health page (name → callable returning JSON-able data), registered
+# from their AppConfig.ready(), so this module never imports them (audiobooks: open tracker alerts by kind).
+HEALTH_SECTIONS: dict[str, Callable[[], object]] = {}
+
+
 def health_view(request: HttpRequest) -> HttpResponse:
     """Queue, heartbeats, relay lag and recent failures; `?format=json` for monitoring."""
-    figures = health.snapshot()
+    figures = {**health.snapshot(), **{name: section() for name, section in HEALTH_SECTIONS.items()}}
     if request.GET.get("format") == "json":
         return JsonResponse(figures)
     context = {**admin.site.each_context(request), "title": "Health", "figures": figures}

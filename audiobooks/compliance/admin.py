@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from downloads.admin import HEALTH_SECTIONS
+
+from . import status
 from .models import SeedingLedger, TrackerAlert, TrackerRules
 from .services import update_rules
 
@@ -59,3 +62,6 @@ class TrackerAlertAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+HEALTH_SECTIONS["tracker_alerts"] = status.open_counts  # the health page: open alerts by kind (JSON too)

@@ -1,5 +1,5 @@
-"""Tracker alerts in pages other apps own (the job page, the admin health page), loaded by their templates so the
-lower layers never import audiobooks."""
+"""Tracker alerts on the job page (templates/audiobooks/_job_alerts.html, included by downloads' template), loaded
+by the template so downloads never imports audiobooks."""
 
 from __future__ import annotations
 
@@ -14,9 +14,3 @@ register = template.Library()
 def job_tracker_alerts(job) -> list:
     """The open alerts of a job the page already showed is the user's."""
     return status.job_alerts(job) if job is not None and getattr(job, "pk", None) else []
-
-
-@register.simple_tag
-def tracker_alert_counts() -> list[dict]:
-    """Open alerts by kind, for the operator's health page."""
-    return status.open_counts()

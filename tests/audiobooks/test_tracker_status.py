@@ -135,3 +135,6 @@ def test_the_health_page_counts_open_alerts_by_kind(admin_client, user, mam):
                          ("Session expired", 0), ("Torrent inactive while unsatisfied", 0)):
         assert f'<td>{label}</td><td class="num">{count}</td>' in html
     assert admin_client.get("/admin/audiobooks/trackeralert/?cleared_at__isempty=1").status_code == 200
+    counts = admin_client.get("/admin/health/?format=json").json()["tracker_alerts"]
+    assert {row["kind"]: row["count"] for row in counts} == {
+        "session_expired": 0, "ratio_near_floor": 1, "unsatisfied_near_limit": 1, "inactive_unsatisfied": 0}

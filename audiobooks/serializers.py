@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from audiobooks.compliance import status as tracker_status
@@ -19,6 +20,34 @@ STEP_SPANS = {"checking": (0.0, 0.1), "merging": (0.1, 0.9), "tagging": (0.9, 0.
 
 def _names() -> serializers.ListField:
     return serializers.ListField(child=serializers.CharField(max_length=300), max_length=20, required=False)
+
+
+class TrackerStateSerializer(serializers.Serializer):
+    tracker = serializers.CharField()
+    tracker_name = serializers.CharField()
+    seeded_seconds = serializers.IntegerField()
+    needed_seconds = serializers.IntegerField()
+    window_ends_at = serializers.DateTimeField(allow_null=True)
+    ratio = serializers.FloatField(allow_null=True)
+    clock_satisfied_at = serializers.DateTimeField(allow_null=True)
+    tracker_satisfied_at = serializers.DateTimeField(allow_null=True)
+    satisfied = serializers.BooleanField()
+    hit_and_run = serializers.BooleanField()
+    inactive = serializers.BooleanField()
+    released_at = serializers.DateTimeField(allow_null=True)
+    checked_at = serializers.DateTimeField(allow_null=True)
+
+
+class TrackerAlertSerializer(serializers.Serializer):
+    """An open alert: session_expired, ratio_near_floor, unsatisfied_near_limit or inactive_unsatisfied."""
+
+    id = serializers.IntegerField(source="pk")
+    kind = serializers.CharField()
+    label = serializers.CharField(source="get_kind_display")
+    message = serializers.CharField()
+    job = serializers.IntegerField(source="job_id", allow_null=True)
+    indexer = serializers.IntegerField(source="indexer_id", allow_null=True)
+    raised_at = serializers.DateTimeField()
 
 
 class AudiobookSerializer(serializers.ModelSerializer):
@@ -58,10 +87,12 @@ class AudiobookSerializer(serializers.ModelSerializer):
             root._tracker_rules = tracker_status.enabled_rules()
         return root._tracker_rules
 
+    @extend_schema_field(TrackerStateSerializer(allow_null=True))
     def get_tracker(self, book: AudiobookJob) -> dict | None:
         state = tracker_status.book_state(book.job, self._rules())
         return TrackerStateSerializer(state).data if state else None
 
+    @extend_schema_field(TrackerAlertSerializer(many=True))
     def get_alerts(self, book: AudiobookJob) -> list[dict]:
         found = getattr(book.job, "open_tracker_alerts", None)
         if found is None:  # not prefetched (a single book)
@@ -82,34 +113,6 @@ class AudiobookSerializer(serializers.ModelSerializer):
             return ""
         path, root = Path(book.published_path), Path(settings.AUDIOBOOK_LIBRARY_ROOT or "/").resolve()
         return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
-
-
-class TrackerStateSerializer(serializers.Serializer):
-    tracker = serializers.CharField()
-    tracker_name = serializers.CharField()
-    seeded_seconds = serializers.IntegerField()
-    needed_seconds = serializers.IntegerField()
-    window_ends_at = serializers.DateTimeField(allow_null=True)
-    ratio = serializers.FloatField(allow_null=True)
-    clock_satisfied_at = serializers.DateTimeField(allow_null=True)
-    tracker_satisfied_at = serializers.DateTimeField(allow_null=True)
-    satisfied = serializers.BooleanField()
-    hit_and_run = serializers.BooleanField()
-    inactive = serializers.BooleanField()
-    released_at = serializers.DateTimeField(allow_null=True)
-    checked_at = serializers.DateTimeField(allow_null=True)
-
-
-class TrackerAlertSerializer(serializers.Serializer):
-    """An open alert: session_expired, ratio_near_floor, unsatisfied_near_limit or inactive_unsatisfied."""
-
-    id = serializers.IntegerField(source="pk")
-    kind = serializers.CharField()
-    label = serializers.CharField(source="get_kind_display")
-    message = serializers.CharField()
-    job = serializers.IntegerField(source="job_id", allow_null=True)
-    indexer = serializers.IntegerField(source="indexer_id", allow_null=True)
-    raised_at = serializers.DateTimeField()
 
 
 class TrackerAccountSerializer(serializers.Serializer):

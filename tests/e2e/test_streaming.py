@@ -171,8 +171,9 @@ def test_dead_seeder_mid_download_is_408_for_what_never_arrived(people, env, tmp
     torrent = publish(seeder, tracker, tmp_path, source, "dead.mp4", limit=96 * 1024)
     with procs.daphne(env, tmp_path) as base_url, procs.engine(env, tmp_path):
         job_id = add_job(base_url, ALICE, torrent)
-        head = fetch(base_url, ALICE, job_id, "bytes=0-65535")
-        assert head.status_code == 206 and head.content == data[:65536]
+        # The head as a player reads it: on a loaded machine the first piece may come after STREAM_TIMEOUT
+        # (408), and a player asks again (seen in CI with a second copy of the suite running).
+        assert play(base_url, ALICE, job_id, len(data), last=65535) == data[:65536]
         seeder.close()  # the only seeder dies
         late = fetch(base_url, ALICE, job_id, f"bytes={len(data) * 3 // 5}-")
         assert late.status_code == 408, late.text[:200]

@@ -15,7 +15,7 @@ import pytest
 from downloads.models import Job, JobFile, ProcessHeartbeat
 from downloads.swarm import make_torrent
 from tests import procs
-from tests.accounts.factories import ApiKeyFactory
+from tests.accounts.factories import ApiKeyFactory, UserFactory
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
 from tests.e2e.conftest import _print_logs as print_logs
 from tests.e2e.conftest import wait_for
@@ -212,15 +212,23 @@ def test_a_piece_that_never_comes_ends_the_body_at_stream_timeout_not_at_the_cli
     assert 3.5 <= took < 20, took  # one STREAM_TIMEOUT for the missing piece, far from the client's 60 s
 
 
-def test_several_users_stream_several_files_at_once_and_the_limits_hold(people, env, tmp_path, videos, tracker,
-                                                                        seeder):
+def test_five_users_stream_five_files_at_once_and_the_limits_hold(people, env, tmp_path, videos, tracker, seeder):
     _, bob = people
+    keys = [ALICE, BOB]
+    for n in range(3):  # three more users, each with a key and the same plan
+        key = f"flt_e2e_stream_{n}" + str(n) * 33
+        person = UserFactory()
+        ApiKeyFactory(user=person, raw=key)
+        PlanAssignmentFactory(user=person, plan=PlanFactory(seed_ratio_limit=0, seed_time_limit_minutes=0,
+                                                            max_concurrent_streams=10))
+        keys.append(key)
     sources = {"a.mp4": make_video(videos, "720p10"), "b.mp4": make_video(videos, "720p10", faststart=False),
-               "c.mp4": make_video(videos, "1080p30")}
+               "c.mp4": make_video(videos, "1080p30"), "d.mp4": make_video(videos, "1080p30", faststart=False),
+               "e.mp4": make_video(videos, "720p10")}  # e: a's bytes under another name, so another torrent
     torrents = {name: publish(seeder, tracker, tmp_path, path, name, limit=512 * 1024)
                 for name, path in sources.items()}
     with procs.daphne(env, tmp_path) as base_url, procs.engine(env, tmp_path):
-        owners = {"a.mp4": ALICE, "b.mp4": BOB, "c.mp4": BOB}
+        owners = dict(zip(sources, keys, strict=True))
         jobs = {name: add_job(base_url, owners[name], torrents[name]) for name in sources}
 
         with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
@@ -247,9 +255,9 @@ def test_several_users_stream_several_files_at_once_and_the_limits_hold(people, 
                 httpx.Client(headers={"Authorization": f"Token {BOB}"}, timeout=30) as client:
             held = pool.submit(fetch, base_url, BOB, lonely_job)
             wait_for(lambda: client.get(stats_url).json()["active_streams"] == 1, "the first stream holds a slot", 10)
-            refused = client.get(f"{base_url}/api/v1/stream/{jobs['c.mp4']}")
+            refused = client.get(f"{base_url}/api/v1/stream/{jobs['b.mp4']}")
             assert refused.status_code == 503 and int(refused.headers["retry-after"]) > 0
             assert refused.json()["code"] == "too_many_streams"
             assert held.result(timeout=60).status_code == 408
-            again = client.get(f"{base_url}/api/v1/stream/{jobs['c.mp4']}", headers={"Range": "bytes=0-9"})
+            again = client.get(f"{base_url}/api/v1/stream/{jobs['b.mp4']}", headers={"Range": "bytes=0-9"})
             assert again.status_code == 206, "the slot is free once the first stream ended"

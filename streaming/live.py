@@ -49,6 +49,13 @@ def engine_address(engine_name: str) -> str | None:
     return (info or {}).get("stream_address") or None
 
 
+def any_engine_streaming() -> bool:
+    """Whether some live engine has a stream channel (one that may claim a queued job and stream it)."""
+    fresh = timezone.now() - dt.timedelta(seconds=settings.ENGINE_HEARTBEAT_TIMEOUT)
+    infos = ProcessHeartbeat.objects.filter(kind=ProcessHeartbeat.Kind.ENGINE, last_seen__gte=fresh)
+    return any((info or {}).get("stream_address") for info in infos.values_list("info", flat=True))
+
+
 def _split(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)

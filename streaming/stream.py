@@ -33,7 +33,7 @@ from downloads.models import TERMINAL, Job, JobFile
 from downloads.paths import UnsafePath, safe_join
 from streaming import files
 from streaming.links import DataDeleted, LinkExpired, LinkNotFound
-from streaming.live import engine_address
+from streaming.live import any_engine_streaming, engine_address
 
 STREAM_SALT = "flotilla.stream"  # part of every stream link handed out: never rename
 ENGINE_BACKEND = "engine"
@@ -58,6 +58,26 @@ class Busy(DomainError):
     def __init__(self, detail: str, *, code: str) -> None:
         super().__init__(detail, code=code)
         self.headers = {"Retry-After": str(settings.STREAM_RETRY_AFTER)}
+
+
+class Pending(Exception):
+    """An answer that is only "not yet": the engine is about to claim the job, or to learn its files. The stream
+    view waits (async, within STREAM_TIMEOUT) and asks again rather than send it at once."""
+
+
+class EngineStarting(Pending, Busy):
+    """A live engine has not taken the job yet (queued, starting) or has not added it to its session yet."""
+
+    def __init__(self) -> None:
+        super().__init__("The engine has not started this download yet; try again shortly.", code="engine_unavailable")
+
+
+class FilesPending(Pending, LinkNotFound):
+    """The engine holds the job but has no metadata yet (a magnet): which file to play is not known."""
+
+
+# Statuses in which an engine job may still be picked up, or its metadata still come: worth waiting for.
+_PENDING_STATUSES = frozenset({"queued", "starting", "fetching_metadata"})
 
 
 class NotReady(DomainError):
@@ -137,6 +157,8 @@ def resolve(user, job_id: int, file_id: int | None) -> StreamTarget:
         raise LinkNotFound("Not found.")
     jobfile = job.files.filter(pk=file_id).first() if file_id is not None else primary_file(job)
     if jobfile is None:
+        if file_id is None and _may_learn_files(job):
+            raise FilesPending("This download's files are not known yet (fetching metadata).")
         raise LinkNotFound("Not found." if file_id is not None else "This download has no video or audio file.")
     if job.data_deleted_at is not None:
         raise DataDeleted("The files of this download were removed.")
@@ -151,10 +173,19 @@ def resolve(user, job_id: int, file_id: int | None) -> StreamTarget:
     if jobfile.is_complete and _complete_on_disk(path, jobfile.size_bytes):
         return StreamTarget(user, job, jobfile, path, mime_of(jobfile), "disk")
     if job.backend == ENGINE_BACKEND and job.status not in TERMINAL:
+        if not job.claimed_by and job.status in _PENDING_STATUSES and any_engine_streaming():
+            raise EngineStarting()
         raise Busy("The engine holding this download is not reachable right now.", code="engine_unavailable")
     if job.status not in TERMINAL:  # Seedr or a server may serve it while it is there (streaming/remote.py)
         return StreamTarget(user, job, jobfile, path, mime_of(jobfile), "backend")
     raise NotReady("This file is not downloaded yet, and its backend cannot stream it while downloading.")
+
+
+def _may_learn_files(job: Job) -> bool:
+    """An engine job without files yet whose metadata may still come from a live engine."""
+    if job.backend != ENGINE_BACKEND or job.status not in _PENDING_STATUSES or job.files.exists():
+        return False
+    return engine_address(job.claimed_by) is not None if job.claimed_by else any_engine_streaming()
 
 
 def _complete_on_disk(path: Path, size: int) -> bool:

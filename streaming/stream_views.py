@@ -32,7 +32,7 @@ from accounts.authentication import key_from_headers, user_for_key
 from billing import services as billing
 from config.errors import DomainError
 from config.logging import request_id_var
-from downloads.models import Job
+from downloads.models import TERMINAL, Job
 from streaming import ephemeral, files, live, ranges, remote, sending
 from streaming import stream as streams
 from streaming.links import LinkNotFound, basename
@@ -78,21 +78,40 @@ async def stream(request: HttpRequest, job_id: str, file_id: str | None = None) 
         if job_pk > 2**63 - 1 or (file_pk or 0) > 2**63 - 1:
             raise LinkNotFound("Not found.")
         user = await _authenticate(request, job_pk, file_pk)
-        target = await sync_to_async(streams.resolve)(user, job_pk, file_pk)
-        if target.source == "engine":
+        deadline = time.monotonic() + settings.STREAM_TIMEOUT
+        while True:
             try:
-                return await _from_engine(request, target)
-            except EngineLeft:
-                # The job finished and left the engine between our look and its answer: it is on disk now.
-                target = await sync_to_async(streams.resolve)(user, job_pk, file_pk)
-                if target.source != "disk":
-                    raise streams.Busy("The engine holding this download cannot be reached right now.",
-                                       code="engine_unavailable") from None
-        if target.source == "backend":
-            return await remote.respond(request, target)
-        return await _from_disk(request, target)
+                return await _answer(request, user, job_pk, file_pk, deadline)
+            except streams.Pending:
+                # A cold start: the engine is about to claim the job or learn its files. Waiting here (no thread
+                # held) beats a 503 whose Retry-After a player would sit out in full.
+                if time.monotonic() + PENDING_POLL >= deadline:
+                    raise
+                await asyncio.sleep(PENDING_POLL)
     except DomainError as exc:
         return _error(exc)
+
+
+PENDING_POLL = 0.2  # seconds between two looks at a job the engine has not taken up yet (it polls every 0.5 s)
+
+
+async def _answer(request: HttpRequest, user, job_pk: int, file_pk: int | None, deadline: float) -> HttpResponse:
+    target = await sync_to_async(streams.resolve)(user, job_pk, file_pk)
+    if target.source == "engine":
+        try:
+            return await _from_engine(request, target, max(0.0, deadline - time.monotonic()))
+        except EngineLeft:
+            # The job finished and left the engine between our look and its answer (it is on disk now), or the
+            # engine claimed it and has not added it to its session yet (it will shortly).
+            target = await sync_to_async(streams.resolve)(user, job_pk, file_pk)
+            if target.source == "engine" and target.job.status not in TERMINAL:
+                raise streams.EngineStarting() from None
+            if target.source != "disk":
+                raise streams.Busy("The engine holding this download cannot be reached right now.",
+                                   code="engine_unavailable") from None
+    if target.source == "backend":
+        return await remote.respond(request, target)
+    return await _from_disk(request, target)
 
 
 def _on_done(user_id: int, status: int, log_fields: dict, *, slot: bool) -> Callable[[int], None]:
@@ -161,7 +180,7 @@ def _live_plan(request: HttpRequest, target: streams.StreamTarget) -> tuple[int,
     return 200, 0, size, headers
 
 
-async def _from_engine(request: HttpRequest, target: streams.StreamTarget) -> HttpResponse:
+async def _from_engine(request: HttpRequest, target: streams.StreamTarget, budget: float) -> HttpResponse:
     status, start, length, headers = _live_plan(request, target)
     await sync_to_async(billing.check_transfer)(target.user, length)
     if request.method == "HEAD":  # no body to end early: the length a complete answer has
@@ -170,7 +189,8 @@ async def _from_engine(request: HttpRequest, target: streams.StreamTarget) -> Ht
     await sync_to_async(streams.acquire_slot)(target.user)
     reader = None
     began = time.monotonic()
-    budget = settings.STREAM_TIMEOUT  # for everything before the first byte: connect, open, the first piece
+    # `budget`: what is left of STREAM_TIMEOUT for everything before the first byte (waiting for the engine to
+    # take the job up, connect, open, the first piece).
     try:
         reader = await live.open_reader(target.engine_address, target.job.pk, target.jobfile.path, timeout=budget)
         remaining = max(0.0, budget - (time.monotonic() - began))
@@ -184,6 +204,8 @@ async def _from_engine(request: HttpRequest, target: streams.StreamTarget) -> Ht
         await sync_to_async(streams.release_slot)(target.user.pk)
         if isinstance(exc, live.EngineUnavailable) and exc.code == "not_here":
             raise EngineLeft from None
+        if isinstance(exc, live.EngineUnavailable) and exc.code == "no_metadata":
+            raise streams.FilesPending("This download's metadata is not in yet.") from None
         if isinstance(exc, live.EngineUnavailable):
             raise streams.Busy("The engine holding this download cannot be reached right now.",
                                code="engine_unavailable") from None

@@ -5,9 +5,10 @@ daphne and `manage.py runengine` run as separate processes. Two jobs of one user
   (--seed-rate-kib, 1024) so the job is still downloading through its phases (run first); streamed through the
   engine's stream channel (streaming/live.py ↔ downloads/engine/streams.py);
 - `completed`: a random 64 MiB file of a completed job, streamed from disk (streaming/files.py).
-The files are small on purpose: daphne keeps no backpressure on a response (a slow client's unsent body piles
-up in its write buffer), so a completed file's stream can cost up to the file's size; 50 x 64 MiB is what this
-shared machine can spare.
+The files are small to keep the runs short on this shared machine (50 x 64 MiB on disk and in the swarm). A
+slow client's body does not pile up in daphne's memory: the web process is config.daphne, whose server makes a
+response wait while the client's socket is not draining (config/asgi_server.py), so a stream costs about its
+64 KiB send buffer plus one chunk.
 Each phase starts N curl clients at once, each reading `Range: bytes=<i·size/N>-` (spread over the file, as
 viewers who seek) at --client-rate-kib (1024) for --seconds (10), then stopping (curl --max-time).
 

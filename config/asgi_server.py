@@ -9,15 +9,24 @@ and sets it once the buffer is empty. What is kept per response is that buffer p
 A disconnect releases the wait (the transport calls stopProducing; the request's finish notification fails);
 daphne then drops further sends and puts `http.disconnect` in the app's queue, on which Django cancels the
 response and its generator's clean-up runs. Websockets and every other message go through daphne unchanged.
+
+A client that stays connected but stops reading would hold its response (and the stream slot, the open file)
+forever. As nginx's `send_timeout`, SEND_TIMEOUT bounds the time between two successive writes that reached the
+socket: while a send waits, the transport's unsent buffer is looked at every second at most; once it has not
+shrunk for SEND_TIMEOUT seconds the connection is aborted, which goes the disconnect way above.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 
 from daphne.server import Server
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
+
+log = logging.getLogger(__name__)
 
 
 @implementer(IPushProducer)
@@ -60,7 +69,34 @@ class BackpressureServer(Server):
             self._release(protocol)
             raise
         if more and drain is not None:
+            await self._wait_drained(protocol, drain)
+
+    @property
+    def send_timeout(self) -> float:
+        from django.conf import settings  # the app (config.asgi) has configured Django before the first reply
+
+        return settings.SEND_TIMEOUT
+
+    async def _wait_drained(self, protocol, drain: Drain) -> None:
+        timeout = self.send_timeout
+        if timeout <= 0:
             await drain.writable.wait()
+            return
+        loop = asyncio.get_running_loop()
+        transport = getattr(protocol.channel, "transport", None)
+        pending, since = unsent(transport), loop.time()
+        while not drain.writable.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(drain.writable.wait(), min(1.0, timeout / 4))
+            now = unsent(transport)
+            if now is not None and pending is not None and now < pending:  # bytes reached the socket meanwhile
+                since = loop.time()
+            pending = now
+            if not drain.writable.is_set() and loop.time() - since >= timeout and transport is not None:
+                log.warning("send timeout: client stopped reading, connection closed",
+                            extra={"seconds": timeout})
+                transport.abortConnection()  # connectionLost → http.disconnect to the app, as a client leaving
+                return
 
     def _open(self, protocol) -> bool:
         details = self.connections.get(protocol)
@@ -71,3 +107,11 @@ class BackpressureServer(Server):
     def _release(protocol) -> None:
         if isinstance(getattr(protocol, "producer", None), Drain) and protocol.channel is not None:
             protocol.unregisterProducer()
+
+
+def unsent(transport) -> int | None:
+    """Bytes a Twisted TCP transport holds unsent (its FileDescriptor buffers), None for another transport."""
+    try:
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    except (AttributeError, TypeError):
+        return None

@@ -240,6 +240,7 @@ SIGNED_URL_MAX_AGE = env.int("SIGNED_URL_MAX_AGE", default=15 * 60)
 SHARE_MAX_DAYS = env.int("SHARE_MAX_DAYS", default=7)  # longest expiry a user may give a share link
 # --- Streaming (streaming/stream.py, docs/architecture.md "Streaming") ----------------------------------
 STREAM_TIMEOUT = env.float("STREAM_TIMEOUT", default=30.0)  # seconds for the first needed piece, else 408
+SEND_TIMEOUT = env.float("SEND_TIMEOUT", default=60.0)  # s a client may read nothing of a body (config/asgi_server.py)
 # A player re-requests ranges with the same URL for the whole film: its signed link lives this long.
 STREAM_LINK_MAX_AGE = env.int("STREAM_LINK_MAX_AGE", default=4 * 3600)
 STREAM_WINDOW_BYTES = env.int("STREAM_WINDOW_BYTES", default=16 * 1024 * 1024)  # deadline window ahead of a reader

@@ -187,3 +187,55 @@ def test_a_client_that_goes_away_mid_download_ends_the_response(server, user, bi
     # The app ended on the disconnect itself, not by daphne's kill of an app still running 10 s after it.
     assert not any("took too long to shut down" in log.read_text(errors="replace")
                    for log in tmp_path.glob("daphne-*.log"))
+
+
+SEND_TIMEOUT = 2.0  # s; the server under test gets this through the environment
+
+
+@pytest.fixture
+def server_with_send_timeout(tmp_path, settings):
+    assert tmp_path / "downloads" == settings.DOWNLOADS_DIR
+    try:
+        with procs.daphne(procs.process_env(tmp_path, SEND_TIMEOUT=str(SEND_TIMEOUT)), tmp_path) as base_url:
+            yield base_url, daphne_pid()
+    finally:
+        print_logs(tmp_path)
+
+
+def test_a_client_that_stays_connected_but_stops_reading_is_cut_after_send_timeout(
+        server_with_send_timeout, user, big_file):
+    base_url, pid = server_with_send_timeout
+    jobfile, path, _ = big_file
+    ApiKeyFactory(user=user, raw=KEY)
+    stats_url = f"/api/v1/stream/{jobfile.job_id}/{jobfile.pk}/stats/"
+
+    def active_streams() -> int:
+        import httpx
+
+        response = httpx.get(base_url + stats_url, headers={"Authorization": f"Token {KEY}"}, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()["active_streams"]
+
+    sock, _, body = open_stream(base_url, streams.stream_url(user.pk, jobfile))
+    try:
+        body = read_at_least(sock, body, 300 * 1024)
+        stopped = time.monotonic()
+        assert active_streams() == 1 and holds_open(pid, path)
+        # The client reads nothing more but stays connected: the server gives up after SEND_TIMEOUT.
+        wait_for(lambda: active_streams() == 0, "the stalled stream's slot was given back", 30)
+        cut_after = time.monotonic() - stopped
+        wait_for(lambda: not holds_open(pid, path), "daphne closed the file", 20)
+        # The server closed the socket: what it had sent still reads, then the stream ends (EOF or reset)
+        # well short of the file.
+        received = len(body)
+        sock.settimeout(30)
+        try:
+            while chunk := sock.recv(1 << 20):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+    finally:
+        sock.close()
+    print(f"stalled client cut {cut_after:.1f} s after it stopped reading, {received / MIB:.1f} MiB received")
+    assert cut_after >= SEND_TIMEOUT
+    assert received < SIZE // 2

@@ -17,6 +17,7 @@ from playwright.sync_api import Page, expect
 from billing.models import UsageDay
 from downloads import events
 from downloads.models import EventKind, Status
+from streaming import shares
 from tests.accounts.factories import UserFactory
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
 from tests.browser.conftest import log_in
@@ -109,18 +110,26 @@ def test_every_page_passes_axe_on_desktop_and_phone_in_both_themes(page: Page, l
         "failover": "/failover/",
         "qbittorrent": "/qbittorrent/",
     }
+    # What a visitor without an account sees: a live share link of the job's files, a revoked one (410) and an
+    # unknown one (404).
+    live = shares.create_share(user, job_id=job.pk)
+    revoked = shares.revoke_share(user, shares.create_share(user, job_id=job.pk).pk)
+    public = [("login", "/accounts/login/", 200), ("password-reset", "/accounts/password/reset/", 200),
+              ("register", "/accounts/register/", 200), ("share", shares.share_url(live), 200),
+              ("share-revoked", shares.share_url(revoked), 410), ("share-unknown", "/s/" + "0" * 40 + "/", 404)]
     problems: dict[str, list[str]] = {}
 
-    # Signed out first: the login and password-reset pages.
+    # Signed out first: the login and password-reset pages, and the share pages.
     for theme in THEMES:
         page.emulate_media(color_scheme=theme)
         for size, viewport in VIEWPORTS.items():
             page.set_viewport_size(viewport)
-            for name, url in (("login", "/accounts/login/"), ("password-reset", "/accounts/password/reset/"),
-                              ("register", "/accounts/register/")):
+            for name, url, status in public:
                 response = page.goto(url)
-                assert response.status == 200, url
+                assert response.status == status, url
                 _settle(page, signed_in=False)
+                if name == "share":
+                    expect(page.get_by_role("link", name="Download", exact=True)).to_have_count(5)
                 problems[f"{name} {size} {theme}"] = axe_violations(page)
                 if theme == "dark" and name == "login":
                     shoot(page, f"{name}-{size}")
@@ -162,6 +171,6 @@ def test_every_page_passes_axe_on_desktop_and_phone_in_both_themes(page: Page, l
                 if theme == "dark":
                     shoot(page, "drawer-phone")
 
-    assert len(problems) == 2 * 2 * 3 + 2 * 2 * (len(pages) + 1) + 2
+    assert len(problems) == 2 * 2 * len(public) + 2 * 2 * (len(pages) + 1) + 2
     assert {where: found for where, found in problems.items() if found} == {}
     assert page.js_errors == []

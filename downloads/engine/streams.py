@@ -63,6 +63,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from downloads import playable
+
 if TYPE_CHECKING:
     from downloads.engine.runner import Engine, Torrent
 
@@ -151,6 +153,7 @@ class Streams:
             raise
 
     def open(self, job_id: int, path: str) -> tuple[int, FileGeometry]:
+        self._expire_preloads()
         torrent = self.torrent(job_id)
         if torrent is None:
             raise StreamRefused("not_here")
@@ -168,7 +171,23 @@ class Streams:
                 except BaseException:
                     self._forget_reader(job_id, reader_id)
                     raise
+        # A player reads the head, then the tail, then the head again, each on a request of its own: head and tail
+        # keep their deadlines between those requests (a preload), not only while one is open.
+        with contextlib.suppress(StreamRefused, RuntimeError):  # the torrent left: the next read says not_here
+            self.preload(job_id, path)
         return reader_id, geometry
+
+    def play_first(self, job_id: int) -> str | None:
+        """Head and tail of the torrent's primary playable file first (a preload), for a job about to be played
+        (an ephemeral one) as soon as its metadata is known: the first frame then waits one round of pieces,
+        not head, tail and head again. The file played, or None (nothing playable, or no metadata)."""
+        torrent = self.torrent(job_id)
+        info = torrent.handle.torrent_file() if torrent is not None else None
+        path = _primary_path(info) if info is not None else None
+        if path is not None:
+            with contextlib.suppress(StreamRefused, RuntimeError):
+                self.preload(job_id, path)
+        return path
 
     def _forget_reader(self, job_id: int, reader_id: int) -> None:
         streams = self._by_job.get(job_id)
@@ -332,6 +351,19 @@ def _geometry(info: Any, path: str) -> FileGeometry:
             return FileGeometry(index, path, storage.file_size(index), storage.file_offset(index),
                                 info.piece_length(), info.num_pieces())
     raise StreamRefused("no_file")
+
+
+def _primary_path(info: Any) -> str | None:
+    """The file a player plays when none is named (streaming/stream.py's rule): the largest video, else the
+    largest audio file."""
+    storage = info.layout()
+    files = [(storage.file_size(i), storage.file_path(i)) for i in range(storage.num_files())
+             if not storage.file_flags(i) & storage.flag_pad_file]
+    for wanted in (playable.is_video, playable.is_audio):
+        sized = [(size, path) for size, path in files if wanted(path, None)]
+        if sized:
+            return min(sized, key=lambda item: (-item[0], item[1]))[1]
+    return None
 
 
 def _window(reader: Reader) -> list[int]:

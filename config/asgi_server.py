@@ -11,16 +11,20 @@ daphne then drops further sends and puts `http.disconnect` in the app's queue, o
 response and its generator's clean-up runs. Websockets and every other message go through daphne unchanged.
 
 A client that stays connected but stops reading would hold its response (and the stream slot, the open file)
-forever. As nginx's `send_timeout`, SEND_TIMEOUT bounds the time between two successive writes that reached the
-socket: while a send waits, the transport's unsent buffer is looked at every second at most; once it has not
-shrunk for SEND_TIMEOUT seconds the connection is aborted, which goes the disconnect way above.
+forever. As nginx's `send_timeout` (the time between two successive writes), SEND_TIMEOUT bounds how long a
+client may take no byte of a body: while a send waits, the bytes the client has not taken (the transport's
+buffer and the socket's send queue) are looked at every second at most; once they have not shrunk for
+SEND_TIMEOUT seconds the connection is aborted, which goes the disconnect way above.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import struct
+import termios
 
 from daphne.server import Server
 from twisted.internet.interfaces import IPushProducer
@@ -110,8 +114,16 @@ class BackpressureServer(Server):
 
 
 def unsent(transport) -> int | None:
-    """Bytes a Twisted TCP transport holds unsent (its FileDescriptor buffers), None for another transport."""
+    """Bytes not yet taken by the client: what a Twisted TCP transport holds in its buffers plus what its socket
+    still queues (Linux SIOCOUTQ), so a client reading slowly from a large kernel buffer shows progress too.
+    None for another kind of transport."""
     try:
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-    except (AttributeError, TypeError):
+        held = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+        fileno = transport.getHandle().fileno()
+    except (AttributeError, TypeError, OSError):
         return None
+    try:
+        queued = struct.unpack("i", fcntl.ioctl(fileno, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except OSError:
+        queued = 0
+    return held + queued

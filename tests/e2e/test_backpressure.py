@@ -239,3 +239,24 @@ def test_a_client_that_stays_connected_but_stops_reading_is_cut_after_send_timeo
     print(f"stalled client cut {cut_after:.1f} s after it stopped reading, {received / MIB:.1f} MiB received")
     assert cut_after >= SEND_TIMEOUT
     assert received < SIZE // 2
+
+
+def test_a_client_that_reads_slowly_is_not_cut(server_with_send_timeout, user, big_file):
+    """SEND_TIMEOUT is between two successful writes, not for the whole body: a client taking 8 KiB every 0.1 s
+    (far slower than the socket buffers fill) keeps its stream for three times SEND_TIMEOUT."""
+    base_url, pid = server_with_send_timeout
+    jobfile, path, _ = big_file
+    sock, _, body = open_stream(base_url, streams.stream_url(user.pk, jobfile))
+    try:
+        received = len(read_at_least(sock, body, 300 * 1024))
+        end = time.monotonic() + 3 * SEND_TIMEOUT
+        while time.monotonic() < end:
+            chunk = sock.recv(8192)
+            assert chunk, f"the server ended the body of a reading client after {received} bytes"
+            received += len(chunk)
+            time.sleep(0.1)  # the client's pace, not a wait for something to happen
+        assert holds_open(pid, path)
+        received = len(read_at_least(sock, b"x" * received, received + 4 * MIB))  # and it still gets more
+    finally:
+        sock.close()
+    print(f"slow client: {received / MIB:.1f} MiB over {3 * SEND_TIMEOUT:.0f} s, still served")

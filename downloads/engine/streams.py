@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import os
@@ -373,20 +374,23 @@ def _window(reader: Reader) -> list[int]:
     if reader.preload:
         return _head_tail(geometry)
     ahead = list(geometry.pieces(reader.position, settings.STREAM_WINDOW_BYTES))
-    head = list(geometry.pieces(0, HEAD_TAIL_BYTES))
-    tail = list(geometry.pieces(max(0, geometry.size - HEAD_TAIL_BYTES), HEAD_TAIL_BYTES))
     order: list[int] = []
-    for piece in ahead[:2] + head + tail + ahead[2:]:
+    for piece in ahead[:2] + _head_tail(geometry) + ahead[2:]:
         if piece not in order:
             order.append(piece)
     return order
 
 
 def _head_tail(geometry: FileGeometry) -> list[int]:
-    """The pieces holding the file's first and last HEAD_TAIL_BYTES, head first."""
+    """The pieces holding the file's first and last HEAD_TAIL_BYTES, taken in turn from both ends (first, last,
+    second, second to last...): a player's first frame needs the very start (header, first samples) and the
+    very end (MP4 `moov`, Matroska cues) long before the middle of either MiB."""
     head = list(geometry.pieces(0, HEAD_TAIL_BYTES))
-    tail = list(geometry.pieces(max(0, geometry.size - HEAD_TAIL_BYTES), HEAD_TAIL_BYTES))
-    return head + [piece for piece in tail if piece not in head]
+    tail = list(reversed(geometry.pieces(max(0, geometry.size - HEAD_TAIL_BYTES), HEAD_TAIL_BYTES)))
+    order: list[int] = []
+    for pair in itertools.zip_longest(head, tail):
+        order.extend(piece for piece in pair if piece is not None and piece not in order)
+    return order
 
 
 def _piece_matches(torrent: Torrent, piece: int) -> bool:

@@ -285,6 +285,9 @@
     const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.focusKey : null;
     try {
       listing = await F.api("GET", config.filesUrl);
+      // Other parts of the page (the share form's file list) take this listing instead of asking again.
+      F.jobFiles = listing;
+      document.dispatchEvent(new CustomEvent("flotilla:job-files", { detail: listing }));
       renderFiles(focused);
       job.playable = (listing.files || []).some((f) => f.play_url); // the header's Play follows the files
       show();

@@ -69,12 +69,13 @@ document.addEventListener("DOMContentLoaded", function () {
     empty.hidden = shares.length > 0;
   }
 
-  async function loadFiles() {
+  // The share form's file list follows the job page's own listing (job_detail.js), never a second request.
+  function fillFiles(listing) {
     const select = document.getElementById("share-file");
-    const data = await F.api("GET", root.dataset.filesApi);
-    for (const file of data.files) {
-      select.append(F.el("option", { value: file.id }, file.path));
-    }
+    const chosen = select.value;
+    const files = (listing && listing.files) || [];
+    select.replaceChildren(select.options[0], ...files.map((file) => F.el("option", { value: file.id }, file.path)));
+    select.value = files.some((file) => String(file.id) === chosen) ? chosen : "";
   }
 
   form.addEventListener("submit", async (event) => {
@@ -98,5 +99,6 @@ document.addEventListener("DOMContentLoaded", function () {
   });
 
   load().catch(F.toastError);
-  loadFiles().catch(() => {}); // the file list is optional: the whole download can still be shared
+  if (F.jobFiles) fillFiles(F.jobFiles);
+  document.addEventListener("flotilla:job-files", (event) => fillFiles(event.detail));
 });

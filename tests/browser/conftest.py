@@ -62,7 +62,11 @@ expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="package")
-def browser() -> Iterator[Browser]:
+def browser(request) -> Iterator[Browser]:
+    # Only for tests in this package: imported into another one, it lives as long as that package's tests,
+    # which the suite's ordering spreads out, and its running event loop breaks asyncio.run() in between.
+    assert Path(request.node.path).is_relative_to(Path(__file__).parent), \
+        f"browser tests belong in tests/browser/, not {request.node.path}"
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
     # synchronous and sequential, so Django's async-safety guard would be a false alarm here. Package
     # scope: the guard is back on (and Playwright gone) before tests outside tests/browser/ run.

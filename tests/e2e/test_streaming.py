@@ -83,6 +83,15 @@ def fetch(base_url: str, key: str, job_id: int, range_: str | None = None, timeo
     return httpx.get(f"{base_url}/api/v1/stream/{job_id}", headers=headers, timeout=timeout)
 
 
+def fetch_as_a_player(base_url: str, key: str, job_id: int, range_: str, deadline: float = 120) -> httpx.Response:
+    """`fetch`, asked again after a 408 as a player does: on a loaded machine (CI runs a second copy of the
+    suite at the same time) the first piece may come later than STREAM_TIMEOUT."""
+    give_up = time.monotonic() + deadline
+    while (answer := fetch(base_url, key, job_id, range_)).status_code == 408:
+        assert time.monotonic() < give_up, f"still 408 after {deadline} s"
+    return answer
+
+
 def play(base_url: str, key: str, job_id: int, size: int, *, first: int = 0, last: int | None = None,
          deadline: float = 180) -> bytes:
     """Read a file (or bytes first..last) the way a player does: a body the server ends early (a piece slower than
@@ -122,7 +131,7 @@ def test_ranges_while_downloading_equal_the_source_seek_to_the_end_first(people,
     with procs.daphne(env, tmp_path) as base_url, procs.engine(env, tmp_path):
         job_id = add_job(base_url, ALICE, torrent)
 
-        tail = fetch(base_url, ALICE, job_id, "bytes=-100000")
+        tail = fetch_as_a_player(base_url, ALICE, job_id, "bytes=-100000")
         assert tail.status_code == 206, tail.text
         # A piece later than STREAM_TIMEOUT ends a body early by design: the rest is asked for as a player would.
         assert tail.content and data[-100000:].startswith(tail.content)

@@ -12,14 +12,7 @@ from playwright.sync_api import expect
 from downloads.models import Status
 from streaming.models import Share
 from tests.accounts.factories import UserFactory
-from tests.browser.conftest import (  # noqa: F401  (fixtures)
-    _hashers_the_server_knows,
-    browser,
-    collected_static,
-    live_server_url,
-    log_in,
-    page,
-)
+from tests.browser.conftest import log_in
 from tests.downloads.factories import JobFactory, JobFileFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -28,7 +21,7 @@ PASSWORD = "a long and unusual passphrase 42"
 MOVIE = os.urandom(300_000)
 
 
-def test_create_use_and_revoke_a_share_link(page, live_server_url):  # noqa: F811 (fixtures imported above)
+def test_create_use_and_revoke_a_share_link(page, live_server_url):
     owner = UserFactory(email="sharer@example.com", password=PASSWORD)
     job = JobFactory(user=owner, status=Status.COMPLETED, name="Holiday")
     path = job.data_dir / "Holiday/movie.mp4"

@@ -25,14 +25,13 @@ MyAnonamouse indexer at http://127.0.0.1:8771 with that mam_id).
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import re
 import secrets
 import time
 
-from tests.fakes.indexer_http import Answer, FakeIndexerServer
+from tests.fakes.indexer_http import Answer, FakeIndexerServer, command_line, serve_until_interrupted
 
 ERROR_SIGNED_OUT = b"Error, you are not signed in <br />"
 UID = 4242
@@ -199,22 +198,14 @@ class FakeMam(FakeIndexerServer):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the fake MyAnonamouse (for demos and manual tests).")
-    parser.add_argument("--port", type=int, default=8771)
-    parser.add_argument("--host", default="127.0.0.1")
-    args = parser.parse_args(argv)
+    args = command_line("Run the fake MyAnonamouse (for demos and manual tests).", 8771, argv)
     fake = FakeMam(strict_rotation=False)
     mam_id = fake.new_session()
     fake.add("Project Hail Mary", series=("Standalone", "1"))
     fake.add("The Martian", size="900.5 MiB", free=1)
     fake.add("Artemis", filetype="mp3", seeders=0)
     fake.serve(args.port, args.host)
-    print(f"Fake MyAnonamouse on {fake.base_url} — mam_id: {mam_id}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        fake.stop()
+    serve_until_interrupted(fake, f"Fake MyAnonamouse on {fake.base_url} — mam_id: {mam_id}")
 
 
 if __name__ == "__main__":

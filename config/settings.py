@@ -250,7 +250,8 @@ STREAM_RETRY_AFTER = env.int("STREAM_RETRY_AFTER", default=5)
 # Completed files sent by a reverse proxy: "" (off), "x-accel-redirect" (nginx) or "x-sendfile" (Caddy/Apache).
 STREAM_OFFLOAD = env.str("STREAM_OFFLOAD", default="")
 STREAM_OFFLOAD_PREFIX = env.str("STREAM_OFFLOAD_PREFIX", default="/_protected/")  # nginx internal location
-# "Play without downloading" jobs are removed with their data after this long with no byte read (streaming/ephemeral.py).
+# "Play without downloading" jobs are removed with their data after this long with no byte read
+# (streaming/ephemeral.py).
 STREAM_IDLE_MINUTES = env.int("STREAM_IDLE_MINUTES", default=30)
 # Preload queue (streaming/preload.py): items on screen whose head and tail pieces are fetched at once.
 MAX_PRELOAD_CONCURRENCY = env.int("MAX_PRELOAD_CONCURRENCY", default=3)

@@ -36,9 +36,8 @@ from config.errors import DomainError
 from config.logging import request_id_var
 from downloads import backends
 from downloads.backends import BackendError, PieceSource, RemoteLink
-from streaming import files, ranges, sending
+from streaming import files, sending
 from streaming import stream as streams
-from streaming.links import basename
 
 log = logging.getLogger(__name__)
 
@@ -86,29 +85,10 @@ def _source(target: streams.StreamTarget) -> RemoteLink | PieceSource:
 
 
 def plan(request: HttpRequest, target: streams.StreamTarget) -> tuple[int, int, int, dict[str, str]]:
-    """Status, first byte, length and headers, from the same nginx-exact Range parser as completed files;
-    only the first of several ranges is sent (players ask for one)."""
-    size = target.jobfile.size_bytes
-    byte_ranges = None
-    if ranges.if_range_matches(request.headers.get("If-Range"), etag=target.etag, last_modified=-1):
-        try:
-            byte_ranges = ranges.parse_range(request.headers.get("Range"), size)
-        except ranges.RangeNotSatisfiable:
-            raise files.RangeRefused(size) from None
-    headers = {
-        "Content-Type": target.mime,
-        "Accept-Ranges": "bytes",
-        "ETag": target.etag,
-        "Content-Disposition": sending.content_disposition(basename(target.jobfile.path),
-                                                           inline=sending.may_inline(target.mime)),
-        **sending.PRIVATE_HEADERS,
-    }
-    if byte_ranges:
-        first = byte_ranges[0]
-        headers.update({"Content-Range": first.content_range, "Content-Length": str(first.length)})
-        return 206, first.start, first.length, headers
-    headers["Content-Length"] = str(size)
-    return 200, 0, size, headers
+    """streams.range_plan with the length a complete answer has (HEAD says it; a body drops it, see _proxy)."""
+    status, start, length, headers = streams.range_plan(target, request.headers.get("Range"),
+                                                        request.headers.get("If-Range"))
+    return status, start, length, {**headers, "Content-Length": str(length)}
 
 
 def _on_done(user_id: int, status: int, fields: dict) -> Callable[[int], None]:

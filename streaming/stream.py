@@ -31,8 +31,8 @@ from config.errors import DomainError
 from downloads import playable
 from downloads.models import TERMINAL, Job, JobFile
 from downloads.paths import UnsafePath, safe_join
-from streaming import files
-from streaming.links import DataDeleted, LinkExpired, LinkNotFound
+from streaming import files, ranges, sending
+from streaming.links import DataDeleted, LinkExpired, LinkNotFound, basename
 from streaming.live import any_engine_streaming, engine_address
 
 STREAM_SALT = "flotilla.stream"  # part of every stream link handed out: never rename
@@ -285,3 +285,30 @@ def stats(job: Job, jobfile: JobFile) -> dict[str, Any]:
         "download_rate": job.download_rate, "peers": job.peers, "seeds": job.seeds,
         "eta_seconds": job.eta_seconds, "active_streams": active_streams(job.user_id),
     }
+
+
+def range_plan(target: StreamTarget, range_header: str | None, if_range: str | None,
+               ) -> tuple[int, int, int, dict[str, str]]:
+    """Status, first byte, length and headers (no Content-Length) of a stream of a file that is not complete on
+    disk (the engine's, a Seedr link, a server's pieces). Range is read by the same nginx-exact code as for
+    completed files; only the first of several ranges is sent (as WebTorrent does: players ask for one)."""
+    size = target.jobfile.size_bytes
+    byte_ranges = None
+    if ranges.if_range_matches(if_range, etag=target.etag, last_modified=-1):
+        try:
+            byte_ranges = ranges.parse_range(range_header, size)
+        except ranges.RangeNotSatisfiable:
+            raise files.RangeRefused(size) from None
+    headers = {
+        "Content-Type": target.mime,
+        "Accept-Ranges": "bytes",
+        "ETag": target.etag,
+        "Content-Disposition": sending.content_disposition(basename(target.jobfile.path),
+                                                           inline=sending.may_inline(target.mime)),
+        **sending.PRIVATE_HEADERS,
+    }
+    if byte_ranges:
+        first = byte_ranges[0]
+        headers["Content-Range"] = first.content_range
+        return 206, first.start, first.length, headers
+    return 200, 0, size, headers

@@ -33,7 +33,7 @@ from billing import services as billing
 from config.errors import DomainError
 from config.logging import request_id_var
 from downloads.models import TERMINAL, Job
-from streaming import ephemeral, files, live, ranges, remote, sending
+from streaming import ephemeral, files, live, remote, sending
 from streaming import stream as streams
 from streaming.links import LinkNotFound, basename
 
@@ -150,34 +150,15 @@ async def _from_disk(request: HttpRequest, target: streams.StreamTarget) -> Http
 
 
 def _live_plan(request: HttpRequest, target: streams.StreamTarget) -> tuple[int, int, int, dict[str, str]]:
-    """Status, first byte, length and headers for a file still downloading. Range is read by the same
-    nginx-exact code; only the first of several ranges is sent (as WebTorrent does: players ask for one).
+    """The engine's answer plan (streams.range_plan).
 
     No Content-Length: a body whose piece does not come within STREAM_TIMEOUT ends early, and an ASGI app
     cannot close the connection under daphne, so a promised length would leave the client waiting for bytes
     that never come until its own read timeout. Chunked, the early end is seen at once; Content-Range still
     says the range and the size. `_from_engine` adds the length when every byte is verified before sending."""
-    size = target.jobfile.size_bytes
-    byte_ranges = None
-    if ranges.if_range_matches(request.headers.get("If-Range"), etag=target.etag, last_modified=-1):
-        try:
-            byte_ranges = ranges.parse_range(request.headers.get("Range"), size)
-        except ranges.RangeNotSatisfiable:
-            raise files.RangeRefused(size) from None
-    headers = {
-        "Content-Type": target.mime,
-        "Accept-Ranges": "bytes",
-        "ETag": target.etag,
-        "Content-Disposition": sending.content_disposition(basename(target.jobfile.path),
-                                                           inline=sending.may_inline(target.mime)),
-        "X-Stream-Source": "engine",
-        **sending.PRIVATE_HEADERS,
-    }
-    if byte_ranges:
-        first = byte_ranges[0]
-        headers["Content-Range"] = first.content_range
-        return 206, first.start, first.length, headers
-    return 200, 0, size, headers
+    status, start, length, headers = streams.range_plan(target, request.headers.get("Range"),
+                                                        request.headers.get("If-Range"))
+    return status, start, length, {**headers, "X-Stream-Source": "engine"}
 
 
 async def _from_engine(request: HttpRequest, target: streams.StreamTarget, budget: float) -> HttpResponse:

@@ -315,25 +315,17 @@ async def _from_pieces(source: PieceSource, target: streams.StreamTarget, status
 
 async def _piece_body(source: PieceSource, fd: int | None, start: int, length: int, available: int,
                       confirmed: set[int], done: Callable[[int], None]) -> AsyncIterator[bytes]:
-    loop = asyncio.get_running_loop()
     sent = 0
+
+    async def more(position: int, _remaining: int) -> int:
+        return await _wait_verified(source, position, settings.STREAM_TIMEOUT, confirmed)
+
     try:
-        position, remaining = start, length
-        while remaining > 0 and fd is not None:
-            if available <= 0:
-                available = await _wait_verified(source, position, settings.STREAM_TIMEOUT, confirmed)
-                if available <= 0:
-                    log.info("stream cut: piece timeout", extra={"offset": position})
-                    return
-            size = min(sending.CHUNK_SIZE, available, remaining)
-            chunk = await loop.run_in_executor(None, os.pread, fd, size, position)
-            if len(chunk) != size:
-                return
-            yield chunk
-            sent += size
-            position += size
-            remaining -= size
-            available -= size
+        if fd is not None:
+            async with contextlib.aclosing(sending.verified_chunks(fd, start, length, available, more)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+                    sent += len(chunk)
     except UpstreamFailed as exc:
         log.info("stream cut: server", extra={"code": exc.code})
     finally:

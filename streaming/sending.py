@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -154,3 +155,26 @@ async def _finish_async(chunks: Iterator[bytes], pending: asyncio.Future | None,
         with contextlib.suppress(Exception):
             await loop.run_in_executor(None, close)
     await sync_to_async(on_done)(sent)
+
+
+async def verified_chunks(fd: int, start: int, length: int, available: int,
+                          more: Callable[[int, int], Awaitable[int]]) -> AsyncIterator[bytes]:
+    """Up to `length` bytes of `fd` from `start`, one CHUNK_SIZE at a time, never past what is known to be
+    verified: `available` bytes at first, then `more(position, remaining)` says how many follow (0: none came
+    in time — the body ends early and cleanly, and a player asks again from there)."""
+    loop = asyncio.get_running_loop()
+    position, remaining = start, length
+    while remaining > 0:
+        if available <= 0:
+            available = await more(position, remaining)
+            if available <= 0:
+                log.info("stream cut: piece timeout", extra={"offset": position})
+                return
+        size = min(CHUNK_SIZE, available, remaining)
+        chunk = await loop.run_in_executor(None, os.pread, fd, size, position)
+        if len(chunk) != size:
+            return
+        yield chunk
+        position += size
+        remaining -= size
+        available -= size

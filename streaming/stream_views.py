@@ -225,27 +225,19 @@ async def _live_body(reader: live.EngineReader, path: Path, start: int, length: 
     fd: int | None = None
     try:
         fd = await loop.run_in_executor(None, _open, path)
-        position, remaining = start, length
-        while remaining > 0:
-            if available <= 0:
-                try:
-                    available = await reader.available(position, settings.STREAM_TIMEOUT)
-                except live.EngineUnavailable as exc:
-                    if exc.code != "not_here" or not await on_disk():
-                        raise
-                    available = remaining
-                if available <= 0:
-                    log.info("stream cut: piece timeout", extra={"offset": position})
-                    return
-            size = min(sending.CHUNK_SIZE, available, remaining)
-            chunk = await loop.run_in_executor(None, os.pread, fd, size, position)
-            if len(chunk) != size:
-                return
-            yield chunk
-            sent += size
-            position += size
-            remaining -= size
-            available -= size
+
+        async def more(position: int, remaining: int) -> int:
+            try:
+                return await reader.available(position, settings.STREAM_TIMEOUT)
+            except live.EngineUnavailable as exc:
+                if exc.code != "not_here" or not await on_disk():
+                    raise
+                return remaining  # completed: every byte is in the file
+
+        async with contextlib.aclosing(sending.verified_chunks(fd, start, length, available, more)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+                sent += len(chunk)
     except live.EngineUnavailable as exc:
         log.info("stream cut: engine", extra={"code": exc.code})
     finally:

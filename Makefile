@@ -9,8 +9,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the real-process tests drive (browser tests: Chromium; servers tests: the three daemons;
 # nginx: the reference for HTTP Range; prometheus: promtool checks docs/prometheus/; ffmpeg: audiobooks). nginx
 # is checked by full path: /usr/sbin is not on a user's PATH.
-TEST_DEBS := chromium transmission-daemon rtorrent qbittorrent-nox nginx prometheus ffmpeg
-TEST_BINS := chromium transmission-daemon rtorrent qbittorrent-nox /usr/sbin/nginx promtool ffmpeg ffprobe
+TEST_DEBS := chromium transmission-daemon rtorrent qbittorrent-nox nginx prometheus ffmpeg unzip curl
+TEST_BINS := chromium transmission-daemon rtorrent qbittorrent-nox /usr/sbin/nginx promtool ffmpeg ffprobe unzip curl
 
 .PHONY: run test test-fast lint venv venv-test debs-test bench fuzz screenshots clean
 

@@ -4,9 +4,9 @@ that takes bytes out of a full kernel buffer shows progress even while Twisted's
 from __future__ import annotations
 
 import socket
-import time
 
 from config.asgi_server import unsent
+from tests.e2e.conftest import wait_for
 
 
 class Transport:
@@ -17,15 +17,6 @@ class Transport:
 
     def getHandle(self) -> socket.socket:
         return self.sock
-
-
-def wait_for(check, what: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.01)
-    raise AssertionError(what)
 
 
 def test_unsent_counts_the_socket_send_queue_and_drops_as_the_client_reads():

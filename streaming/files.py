@@ -80,13 +80,14 @@ def resolve_file(token: str) -> FileTarget:
     return FileTarget(job.user, job.pk, jobfile, path, st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def _read_slice(fh: Any, target: FileTarget, start: int, length: int) -> Iterator[bytes]:
+def read_slice(fh: Any, start: int, length: int, jobfile_id: int) -> Iterator[bytes]:
+    """`length` bytes of an open file from `start`, in CHUNK_SIZE reads (files and zips alike)."""
     fh.seek(start)
     remaining = length
     while remaining > 0:
         chunk = fh.read(min(CHUNK_SIZE, remaining))
         if not chunk:
-            raise FileChanged(f"file {target.jobfile.pk} shrank while it was sent")
+            raise FileChanged(f"file {jobfile_id} shrank while it was sent")
         remaining -= len(chunk)
         yield chunk
 
@@ -104,7 +105,7 @@ def read_file(target: FileTarget, segments: Iterable[Segment], trailer: bytes = 
         for segment in segments:
             if segment.prefix:
                 yield segment.prefix
-            yield from _read_slice(fh, target, segment.start, segment.length)
+            yield from read_slice(fh, segment.start, segment.length, target.jobfile.pk)
         if trailer:
             yield trailer
 

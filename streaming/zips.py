@@ -24,10 +24,10 @@ from billing import services as billing
 from downloads.models import Job
 from downloads.paths import UnsafePath, clean_relative, safe_join
 from streaming import ranges
-from streaming.files import RangeRefused, _multipart  # one multipart layout (nginx's) for files and zips
+from streaming.files import RangeRefused, _multipart, read_slice  # one multipart layout (nginx's), one reader
 from streaming.links import ZIP_SALT, DataDeleted, LinkNotFound, load_token, zip_name
 from streaming.models import FileChecksum
-from streaming.sending import CHUNK_SIZE, PRIVATE_HEADERS, Delivery, FileChanged, Segment, coalesce, content_disposition
+from streaming.sending import PRIVATE_HEADERS, Delivery, FileChanged, Segment, coalesce, content_disposition
 from streaming.ziplayout import Layout, Member, clean_name
 
 log = logging.getLogger(__name__)
@@ -94,17 +94,6 @@ class ZipArchive:
             raise FileChanged(f"file {source.jobfile_id} changed since the zip's layout was made")
         return fh
 
-    @staticmethod
-    def _read(fh, start: int, length: int, jobfile_id: int) -> Iterator[bytes]:
-        fh.seek(start)
-        remaining = length
-        while remaining > 0:
-            chunk = fh.read(min(CHUNK_SIZE, remaining))
-            if not chunk:
-                raise FileChanged(f"file {jobfile_id} shrank while it was sent")
-            remaining -= len(chunk)
-            yield chunk
-
     def _data(self, index: int, lo: int, hi: int) -> Iterator[bytes]:
         """Bytes [lo, hi) of file `index`. Without a known CRC, the bytes before `lo` are read for it first, so
         the descriptor that follows can be sent; a slice that reaches the file's end teaches us its CRC."""
@@ -113,9 +102,9 @@ class ZipArchive:
             running = None
             if index not in self.crcs:
                 running = 0
-                for chunk in self._read(fh, 0, lo, source.jobfile_id):
+                for chunk in read_slice(fh, 0, lo, source.jobfile_id):
                     running = zlib.crc32(chunk, running)
-            for chunk in self._read(fh, lo, hi - lo, source.jobfile_id):
+            for chunk in read_slice(fh, lo, hi - lo, source.jobfile_id):
                 if running is not None:
                     running = zlib.crc32(chunk, running)
                 yield chunk
@@ -126,7 +115,7 @@ class ZipArchive:
         if index not in self.crcs:
             with self._open(index) as fh:
                 running = 0
-                for chunk in self._read(fh, 0, self.sources[index].size, self.sources[index].jobfile_id):
+                for chunk in read_slice(fh, 0, self.sources[index].size, self.sources[index].jobfile_id):
                     running = zlib.crc32(chunk, running)
             self._learn(index, running)
         return self.crcs[index]

@@ -51,7 +51,7 @@ def usage(request: HttpRequest) -> HttpResponse:
         "usage": usage_meters(usage_summary(request.user)),
         "days": rows,
         "seeding_rules": seeding_rules(current_plan(request.user), idle_minutes=settings.SEED_IDLE_MINUTES),
-        "transfer_chart": transfer_by_day(request.user, timezone.now().date()),
+        "transfer_chart": transfer_by_day(request.user, timezone.localdate()),
     })
 
 

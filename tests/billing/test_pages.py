@@ -130,19 +130,24 @@ def json_script(html: str, element_id: str):
 
 
 @pytest.mark.django_db
-def test_transfer_chart_has_every_day_of_the_month_so_far(client_user, user, other_user):
-    today = timezone.now().date()
+@pytest.mark.parametrize("today", [dt.date(2026, 11, 17), dt.date(2026, 12, 1)], ids=["mid-month", "first-day"])
+def test_transfer_chart_has_every_day_of_the_month_so_far(client_user, user, other_user, monkeypatch, today):
+    # The page's "today" is pinned: the first of a month is a case of its own, not an accident of the calendar.
+    monkeypatch.setattr(timezone, "localdate", lambda *args, **kwargs: today)
     first = today.replace(day=1)
     UsageDay.objects.create(user=user, day=first, bytes_downloaded=3 * MIB, bytes_delivered=MIB)
-    UsageDay.objects.create(user=user, day=today, bytes_downloaded=5 * MIB)
+    if today != first:
+        UsageDay.objects.create(user=user, day=today, bytes_downloaded=5 * MIB)
     UsageDay.objects.create(user=user, day=first - dt.timedelta(days=1), bytes_downloaded=7 * MIB)  # last month
+    UsageDay.objects.create(user=user, day=today + dt.timedelta(days=1), bytes_downloaded=13 * MIB)  # not yet
     UsageDay.objects.create(user=other_user, day=today, bytes_downloaded=11 * MIB)
     data = json_script(client_user.get(USAGE).content.decode(), "transfer-data")
     assert len(data["t"]) == today.day
     assert data["t"][0] == int(dt.datetime(first.year, first.month, 1, tzinfo=dt.UTC).timestamp())
+    assert data["t"][-1] == int(dt.datetime(today.year, today.month, today.day, tzinfo=dt.UTC).timestamp())
     assert data["downloaded"][0] == 3 * MIB and data["delivered"][0] == MIB
-    assert data["downloaded"][-1] == (5 * MIB if today != first else 3 * MIB)
-    assert sum(data["downloaded"]) == (8 * MIB if today != first else 3 * MIB)
+    assert data["downloaded"][-1] == (3 * MIB if today == first else 5 * MIB)
+    assert sum(data["downloaded"]) == (3 * MIB if today == first else 8 * MIB)
 
 
 @pytest.mark.django_db

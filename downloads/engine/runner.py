@@ -235,6 +235,7 @@ class Engine:
         if job.status == Status.PAUSED:
             params.flags |= lt.torrent_flags.paused
         job.data_dir.mkdir(parents=True, exist_ok=True)
+        needs_metadata = params.ti is None
         try:
             handle = self.session.add_torrent(params)
         except RuntimeError as exc:
@@ -245,10 +246,12 @@ class Engine:
         self.torrents[job.pk] = torrent
         self.by_key[torrent.key] = job.pk
         log.info("torrent added", extra={"job": job.pk, "engine": self.name, "resumed": from_resume})
+        if needs_metadata and job.status == Status.STARTING:
+            # Said before looking: on a busy host a nearby peer can hand over the metadata before this thread
+            # runs again, and the timeline must still show the step the job went through.
+            self._move(torrent, Status.FETCHING_METADATA, "metadata", "Fetching the torrent's metadata from peers.")
         if handle.status().has_metadata:
             self._on_metadata(torrent)
-        elif job.status == Status.STARTING:
-            self._move(torrent, Status.FETCHING_METADATA, "metadata", "Fetching the torrent's metadata from peers.")
 
     def _add_params(self, job: Job) -> tuple[lt.add_torrent_params, bool]:
         """Resume data when there is any (keeps verified pieces), else the .torrent, else the magnet."""

@@ -54,6 +54,36 @@ def test_magnet_downloads_to_completion_with_its_files_registered(engine, local_
     assert not engine.resume.path(job.pk).exists()
 
 
+class SlowToLookSession:
+    """The engine's session as a starved engine thread sees it: `add_torrent` returns only once the swarm has
+    already handed over a magnet's metadata."""
+
+    def __init__(self, session):
+        self._session = session
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+    def add_torrent(self, params):
+        handle = self._session.add_torrent(params)
+        deadline = time.monotonic() + 30
+        while not handle.status().has_metadata:
+            assert time.monotonic() < deadline, "the swarm never sent the metadata"
+            self._session.wait_for_alert(50)
+        return handle
+
+
+def test_a_magnet_whose_metadata_comes_at_once_still_shows_fetching_metadata(engine, local_swarm, user,
+                                                                              no_seeding):
+    album = local_swarm.publish("instant.bin", 200_000)
+    engine.session = SlowToLookSession(engine.session)
+    job = services.add_magnet(user, album.magnet)
+
+    run_until(engine, lambda: refreshed(job).status == Status.COMPLETED, what="completed")
+
+    assert status_codes(job) == ["starting", "fetching_metadata", "downloading", "seeding", "completed"]
+
+
 def test_torrent_file_downloads_without_fetching_metadata(engine, local_swarm, user, no_seeding):
     album = local_swarm.publish("single.bin", 700_000)
     job = services.add_torrent(user, album.torrent_bytes)

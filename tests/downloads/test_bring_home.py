@@ -10,11 +10,11 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import hashlib
-import os
-import signal
+import threading
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
@@ -195,6 +195,51 @@ class TestRoadHome:
         assert refreshed(job).status == Status.COMPLETED
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_run_blocked_past_its_lease_ttl_keeps_the_lease_while_its_process_lives(loopback, user, plan, settings,
+                                                                                   monkeypatch):
+    """A transfer stuck in one read (no keep_alive for a while) is slow, not dead: nobody else may start on the
+    same files meanwhile. A thread renews the lease; only a killed process lets it expire (e2e test below)."""
+    settings.BRING_HOME_LEASE_SECONDS = 0.6
+    enqueued = []
+    monkeypatch.setattr(bring_home, "enqueue", lambda *args, **kwargs: enqueued.append(args))
+    job = downloaded(user)
+    loopback.finish_remotely(job)
+    bring_home.data_complete(job)
+    lease_name = f"bring_home.{job.pk}"
+    reading, release = threading.Event(), threading.Event()
+    deliver = loopback.bring_home
+
+    def stuck_in_a_read(j):
+        reading.set()
+        assert release.wait(60), "the test never released the read"
+        return deliver(j)
+
+    loopback.bring_home = stuck_in_a_read
+    outcome = []
+
+    def worker():
+        try:
+            outcome.append(run_bring_home(job.pk))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert reading.wait(60)
+        first_expiry = Lease.objects.get(name=lease_name).expires_at
+        wait_for(lambda: timezone.now() > first_expiry + dt.timedelta(seconds=0.6), "two TTLs past the claim")
+        assert leases.is_held(lease_name)
+        assert bring_home.sweep() == 0  # nobody else is sent after the same files
+    finally:
+        release.set()
+        thread.join(60)
+    assert outcome == [1] and refreshed(job).status == Status.COMPLETED
+    assert not leases.is_held(lease_name)  # released at the end, and no late renewal brought it back
+    assert len(enqueued) == 1
+
+
 @pytest.mark.django_db
 class TestInPlace:
     """The engine's files are already in the job's folder: its hook only verifies, then the finish line."""
@@ -295,8 +340,7 @@ def test_a_worker_killed_mid_transfer_is_taken_over_after_its_lease_expires(user
             wait_for(lambda: part.exists() and part.stat().st_size == HELD_AT, "the transfer to be mid-file", 90)
             assert refreshed(job).status == Status.TRANSFERRING
             killed_holder = Lease.objects.get(name=lease_name).holder
-            os.killpg(first.pid, signal.SIGKILL)  # the whole cluster: sentinel, pusher, workers, monitor
-            first.wait()
+            procs.kill_group(first)  # the whole cluster: sentinel, pusher, workers, monitor
         fake.release_downloads()
         assert refreshed(job).status == Status.TRANSFERRING  # nobody finished it
 

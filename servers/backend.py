@@ -33,7 +33,7 @@ from downloads import bring_home as road_home
 from downloads import finish, intake, runs
 from downloads import services as jobs
 from downloads.backends import Backend, BackendError, PieceSource, Wait, keeps_seeding
-from downloads.models import ACTIVE, IllegalTransition, Job, JobFile, Status
+from downloads.models import ACTIVE, EventKind, IllegalTransition, Job, JobEvent, JobFile, Status
 from downloads.paths import UnsafePath, safe_join
 from servers import clients
 from servers import services as servers
@@ -47,6 +47,13 @@ UNREACHABLE = "server_unreachable"
 DISABLED = "server_disabled"
 MISSING = "server_missing"
 ADD_GRACE_SECONDS = 30  # a torrent missing from the listing this soon after the submit is not missing yet
+# A torrent absent from one listing is not gone yet: rTorrent drops a magnet's download once it has the
+# metadata and loads the real torrent a moment later (5 of 5 tight polls of rTorrent 0.9.8 saw the gap). It
+# fails its job once it has been absent this long.
+UNLISTED, LISTED_AGAIN = "server_torrent_unlisted", "server_torrent_listed"
+MISSING_GRACE_SECONDS = 30
+# Reasons for a passing server condition: replaced by what the job is doing once the condition has passed.
+PASSING = {UNLISTED, LISTED_AGAIN, "server_checking"}
 # Errors about the server as a whole: the job waits and retries; anything else is about this torrent.
 SERVER_LEVEL = {"server_unreachable", "server_timeout", "server_auth", "server_error", "server_address",
                 "server_not_found", "server_type"}
@@ -180,11 +187,10 @@ class ServerBackend(Backend):
         if job.status not in ACTIVE | {Status.PAUSED} or not job.remote_id:
             return
         if torrent is None:
-            if job.started_at and (timezone.now() - job.started_at).total_seconds() < ADD_GRACE_SECONDS:
-                return  # just added: a server may list it a moment later (rTorrent loads in the background)
-            jobs.fail(job, "server_torrent_missing", f"The torrent is no longer on {server.name} (removed there?).",
-                      **_provider(server))
+            self._unlisted(server, job)
             return
+        if job.reason_code == UNLISTED:  # back: a later absence is counted from its own start
+            jobs.set_reason(job, LISTED_AGAIN, f"{server.name} lists this torrent again.")
         if job.status == Status.PAUSED:
             if torrent.state in (State.DOWNLOADING, State.METADATA, State.QUEUED) and not torrent.complete:
                 jobs.change_status(job, Status.DOWNLOADING if torrent.has_metadata else Status.FETCHING_METADATA,
@@ -211,7 +217,27 @@ class ServerBackend(Backend):
                                reason=f"Downloading on {server.name}.")
         if torrent.state == State.ERROR:
             jobs.set_reason(job, "server_torrent_error", torrent.error or f"{server.name} reports an error.")
+        elif torrent.state == State.CHECKING:
+            jobs.set_reason(job, "server_checking", f"{server.name} is checking the downloaded data.")
+        elif job.reason_code in PASSING:
+            jobs.set_reason(job, "server_downloading", f"Downloading on {server.name}.")
         _progress(job, torrent)
+
+    def _unlisted(self, server: TorrentServer, job: Job) -> None:
+        """Absent from the listing: failed once it has been absent for MISSING_GRACE_SECONDS, counted from the
+        listing that first missed it (the time of the reason's event)."""
+        now = timezone.now()
+        if job.started_at and (now - job.started_at).total_seconds() < ADD_GRACE_SECONDS:
+            return  # just added: a server may list it a moment later (rTorrent loads in the background)
+        if job.reason_code != UNLISTED:
+            jobs.set_reason(job, UNLISTED, f"{server.name} does not list this torrent at the moment.")
+            return
+        since = (JobEvent.objects.filter(job=job, kind=EventKind.MESSAGE, code=UNLISTED)
+                 .order_by("-id").values_list("created_at", flat=True).first())
+        if since is not None and (now - since).total_seconds() < MISSING_GRACE_SECONDS:
+            return
+        jobs.fail(job, "server_torrent_missing", f"The torrent is no longer on {server.name} (removed there?).",
+                  **_provider(server))
 
     def _finish(self, server: TorrentServer, finished: list[tuple[Job, Torrent]]) -> None:
         """Jobs whose torrent is complete: their file lists (one request), JobFiles, then deliver or complete."""
@@ -223,8 +249,11 @@ class ServerBackend(Backend):
                                                                                "code": exc.code})
             return
         for job, torrent in finished:
+            current = detailed.get(torrent.hash, torrent)
+            if not current.complete:
+                continue  # a check began between the two listings (a forced recheck): finished when it passes
             try:
-                complete_job(server, job, detailed.get(torrent.hash, torrent))
+                complete_job(server, job, current)
             except (jobs.StaleJob, IllegalTransition):
                 log.info("server sync: job changed meanwhile", extra={"job": job.pk})
 

@@ -83,8 +83,10 @@ class Torrent:
 
     @property
     def complete(self) -> bool:
-        """Every wanted byte is there (whatever the state: a finished torrent may be stopped)."""
-        return self.has_metadata and self.size > 0 and self.done >= self.size
+        """Every wanted byte is there and verified (whatever the state: a finished torrent may be stopped).
+        Not while the server checks the data: rTorrent re-hashes a torrent once it completes, and its byte
+        count starts over meanwhile."""
+        return self.has_metadata and self.size > 0 and self.done >= self.size and self.state != State.CHECKING
 
     def as_dict(self) -> dict:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "files"}

@@ -38,8 +38,9 @@ def test_download_by_file_and_magnet_then_stop_start_and_erase(kind, request, sw
     wait_until(lambda: {single.info_hash, folder.info_hash} <= {t.hash for t in client.list()}, "both listed", 60)
     for record in (single, folder):
         seed_to(swarm, record, daemon)
-    # Complete and settled: rTorrent re-hashes a download once it completes (progress drops while it checks).
-    wait_until(lambda: all((t := listed(client, r.info_hash)).complete and t.state == State.SEEDING
+    # Complete and settled: rTorrent re-hashes a download once it completes (progress drops while it checks),
+    # and leaves a magnet out of a listing for a moment, when it swaps the magnet's download for the torrent.
+    wait_until(lambda: all((t := listed(client, r.info_hash)) is not None and t.complete and t.state == State.SEEDING
                            for r in (single, folder)), "both complete and seeding", 120)
 
     for record in (single, folder):

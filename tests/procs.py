@@ -117,10 +117,44 @@ def running(cmd: list[str], env: dict[str, str], log_path: Path,
         proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError):  # whatever is still left in the group
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_group(proc)  # whatever is still left in the group
         log.close()
+
+
+def kill_group(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """SIGKILL every process of `proc`'s group (it leads a session of its own) and return once none lives.
+
+    `proc.wait()` covers the leader only; its children die a little later, on their own schedule. Until the
+    kernel has closed a dead qcluster pusher's sockets, Redis still counts its BLPOP as waiting and hands the
+    next task pushed to that queue to it: the task is lost (the next cluster's readiness probe, in CI)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + timeout
+    while group_members(proc.pid):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"processes of group {proc.pid} outlived SIGKILL: {group_members(proc.pid)}")
+        time.sleep(0.01)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids of the processes in group `pgid` that still run (zombies have closed their files: not counted)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        stat = process_stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat and stat[0] != "Z" and stat[1] == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def process_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, process group) of a process from /proc, or None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    state, _ppid, group = stat.rsplit(")", 1)[1].split()[:3]  # the name in parentheses may hold spaces
+    return state, int(group)
 
 
 def _tail(log_path: Path, chars: int = 3000) -> str:

@@ -41,6 +41,17 @@ def _isolated_data_dir(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttles, stream slots and caches live in the process-wide cache: each test starts and ends empty
+    (this run's keys only: a second copy of the suite may share the Redis database)."""
+    from tests.caches import clear_this_runs_cache
+
+    clear_this_runs_cache()
+    yield
+    clear_this_runs_cache()
+
+
 @pytest.fixture
 def user(db):
     return UserFactory(email="alice@example.com")
@@ -72,6 +83,17 @@ def other_client(other_user):
     client = APIClient()
     client.force_authenticate(other_user)
     return client
+
+
+@pytest.fixture
+def mam():
+    """The MyAnonamouse fake on 127.0.0.1 (tests/fakes/mam_fake.py), stopped after the test; a test module
+    that needs it set up otherwise overrides it (`def mam(mam): ...`)."""
+    from tests.fakes.mam_fake import FakeMam
+
+    fake = FakeMam().serve()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

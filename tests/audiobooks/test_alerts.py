@@ -19,7 +19,6 @@ from downloads.models import Status
 from indexers import services as indexers
 from indexers.models import Indexer, JobSource
 from tests.downloads.factories import JobFactory
-from tests.fakes.mam_fake import FakeMam
 from tests.indexers.factories import IndexerFactory
 from tests.servers.factories import TorrentServerFactory
 
@@ -33,13 +32,6 @@ def _rules(settings):
     TrackerRules.objects.filter(tracker="myanonamouse").update(
         min_seed_time=dt.timedelta(hours=72), satisfied_margin=dt.timedelta(hours=1), ratio_floor=1.0,
         ratio_margin=0.1, unsatisfied_margin=1, inactive_after=dt.timedelta(hours=1))
-
-
-@pytest.fixture
-def mam():
-    fake = FakeMam().serve()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

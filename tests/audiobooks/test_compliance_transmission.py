@@ -43,11 +43,9 @@ def _setup(settings):
 
 
 @pytest.fixture
-def mam():
-    fake = FakeMam().serve()
-    fake.unsat_count = 0
-    yield fake
-    fake.stop()
+def mam(mam):
+    mam.unsat_count = 0
+    return mam
 
 
 @pytest.fixture

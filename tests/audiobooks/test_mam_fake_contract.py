@@ -25,14 +25,6 @@ LISTS = {"author", "series", "categories", "fileTypes", "narrator", "fileTypesDi
 OPTIONAL = {"vip_expire": (int, str, type(None)), "STG": (str, type(None)), "percentDone": (int,)}
 
 
-@pytest.fixture
-def mam():
-    fake = FakeMam()
-    fake.serve()
-    yield fake
-    fake.stop()
-
-
 def fetch(mam: FakeMam, cookie: str, **query) -> httpx.Response:
     return httpx.get(f"{mam.base_url}/json/loadUserDetailsTorrents.php", params=query,
                      headers={"Cookie": f"mam_id={cookie}"}, timeout=10)

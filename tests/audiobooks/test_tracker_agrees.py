@@ -15,7 +15,6 @@ from audiobooks.compliance.models import SeedingLedger, TrackerRules
 from downloads.models import Status
 from indexers.models import JobSource
 from tests.downloads.factories import JobFactory
-from tests.fakes.mam_fake import FakeMam
 from tests.indexers.factories import IndexerFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,13 +26,6 @@ def _rules(settings):
     settings.INDEXERS_RATE_LIMITER = "database"
     TrackerRules.objects.filter(tracker="myanonamouse").update(min_seed_time=dt.timedelta(hours=72),
                                                                satisfied_margin=dt.timedelta(hours=1))
-
-
-@pytest.fixture
-def mam():
-    fake = FakeMam().serve()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

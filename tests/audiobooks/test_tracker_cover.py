@@ -29,13 +29,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def mam():
-    fake = FakeMam().serve()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def indexer(user, mam, settings):
     settings.INDEXERS_RATE_LIMITER = "database"
     return IndexerFactory(owner=user, kind="myanonamouse", url=mam.base_url, request_interval=0,

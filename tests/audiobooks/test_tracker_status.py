@@ -19,7 +19,6 @@ from audiobooks.compliance.models import SeedingLedger, TrackerAlert
 from downloads.models import Status
 from indexers.models import JobSource
 from tests.downloads.factories import JobFactory
-from tests.fakes.mam_fake import FakeMam
 from tests.indexers.factories import IndexerFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,11 +26,9 @@ PAGE, API, TRACKER = "/audiobooks/", "/api/v1/audiobooks/", "/api/v1/audiobooks/
 
 
 @pytest.fixture
-def mam(settings):
+def mam(mam, settings):
     settings.INDEXERS_RATE_LIMITER = "database"
-    fake = FakeMam().serve()
-    yield fake
-    fake.stop()
+    return mam
 
 
 @pytest.fixture

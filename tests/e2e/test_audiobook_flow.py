@@ -33,7 +33,6 @@ from tests.accounts.factories import ApiKeyFactory
 from tests.audiobooks import books
 from tests.audiobooks.presets import ensure_mam_rules
 from tests.e2e.conftest import wait_for
-from tests.fakes.mam_fake import FakeMam
 from tests.indexers import prowlarr_client as abr
 from tests.indexers.conftest import mam_indexer
 from tests.servers import daemons
@@ -60,11 +59,9 @@ def alice(user, settings, tmp_path):
 
 
 @pytest.fixture
-def mam():
-    fake = FakeMam().serve()
-    fake.unsat_count, fake.unsat_limit = 0, 20
-    yield fake
-    fake.stop()
+def mam(mam):
+    mam.unsat_count, mam.unsat_limit = 0, 20
+    return mam
 
 
 @pytest.fixture

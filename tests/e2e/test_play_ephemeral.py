@@ -20,7 +20,6 @@ from streaming import ephemeral
 from tests import procs
 from tests.accounts.factories import ApiKeyFactory
 from tests.billing.factories import PlanAssignmentFactory, PlanFactory
-from tests.e2e.conftest import _print_logs as print_logs
 from tests.e2e.conftest import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -28,14 +27,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 KEY = "flt_e2e_play_eph_" + "e" * 32
 SIZE = 6 * 1024 * 1024 + 777
 RATE = 1024 * 1024
-
-
-@pytest.fixture
-def env(tmp_path):
-    try:
-        yield procs.process_env(tmp_path, **procs.ENGINE_ENV)
-    finally:
-        print_logs(tmp_path)
 
 
 def engine_torrents() -> int:

@@ -22,7 +22,6 @@ from servers import clients as server_clients
 from tests import procs
 from tests.accounts.factories import ApiKeyFactory
 from tests.e2e.conftest import wait_for
-from tests.fakes.mam_fake import FakeMam
 from tests.indexers import prowlarr_client as abr
 from tests.indexers.conftest import mam_indexer
 from tests.servers import daemons
@@ -41,13 +40,6 @@ def alice(user):
     plan.seed_ratio_limit, plan.seed_time_limit_minutes, plan.max_active_jobs = 0, 0, 10  # done when downloaded
     plan.save()
     return user
-
-
-@pytest.fixture
-def mam():
-    fake = FakeMam().serve()
-    yield fake
-    fake.stop()
 
 
 def info_hash(torrent: bytes) -> str:

@@ -18,13 +18,6 @@ def _database_rate_limiter(settings):
     settings.INDEXERS_RATE_LIMITER = "database"
 
 
-@pytest.fixture
-def mam():
-    fake = FakeMam().serve()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture(params=["jackett", "prowlarr"])
 def torznab(request):
     fake = FakeTorznab(flavour=request.param).serve()

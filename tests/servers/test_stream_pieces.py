@@ -10,7 +10,6 @@ import time
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.core.cache import cache
 from django.test import AsyncClient
 
 from downloads import services as jobs
@@ -25,13 +24,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 PIECE = 64 * 1024
 INTRO, MOVIE = 300_000, 8 << 20  # mid-piece start (the offset matters); over Transmission's 4 MB write cache
 SLOW, FAST = 1024, 1 << 20  # bytes/s from the seeder: "stalled", then ~8 s for the whole torrent
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def get(url, **headers):

@@ -10,7 +10,6 @@ import time
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.core.cache import cache
 from django.test import AsyncClient
 from django.urls import reverse
 from django.utils import timezone
@@ -24,13 +23,6 @@ pytestmark = pytest.mark.django_db
 
 DATA = os.urandom(300_000)
 KEY = "flt_stream_" + "c" * 38
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

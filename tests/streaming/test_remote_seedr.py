@@ -12,7 +12,6 @@ import tracemalloc
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.core.cache import cache
 from django.test import AsyncClient, Client
 from django.urls import reverse
 
@@ -39,11 +38,8 @@ PATH = "Film/film.mp4"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
+def _fresh_listings():
     seedr_backend._listings.clear()  # job and Seedr folder ids repeat from test to test
-    yield
-    cache.clear()
 
 
 @pytest.fixture

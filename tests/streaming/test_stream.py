@@ -14,7 +14,6 @@ from types import SimpleNamespace
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.core.cache import cache
 from django.test import AsyncClient, Client
 
 from billing.services import current_plan
@@ -40,13 +39,6 @@ def make_job(user, contents, status=Status.COMPLETED, backend="seedr", complete=
         files[rel] = JobFileFactory(job=job, path=rel, size_bytes=len(data),
                                     completed_bytes=len(data) if complete else 0, mime_type=mime)
     return SimpleNamespace(job=job, files=files, user=user)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -51,6 +51,15 @@ def _print_logs(log_dir: Path) -> None:
         print(f"----- {log.name} (last 4000 chars) -----\n{text[-4000:]}")
 
 
+@pytest.fixture
+def env(tmp_path) -> Iterator[dict[str, str]]:
+    """The environment for an engine e2e's processes (procs.ENGINE_ENV); their logs are shown on failure."""
+    try:
+        yield procs.process_env(tmp_path, **procs.ENGINE_ENV)
+    finally:
+        _print_logs(tmp_path)
+
+
 @contextlib.contextmanager
 def worker_process(tmp_path: Path, **env: str) -> Iterator[None]:
     """A qcluster worker on the test database; its log is printed when the test fails."""

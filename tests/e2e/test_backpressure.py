@@ -4,6 +4,7 @@ a client that goes away mid-download ends the response (the stream slot is given
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -11,6 +12,7 @@ import socket
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from billing.models import UsageDay
@@ -161,18 +163,19 @@ def test_a_client_that_stops_reading_does_not_fill_daphnes_memory(server, user, 
     wait_for(lambda: not holds_open(pid, path), "daphne closed the file after the body", 20)
 
 
+def streams_open(base_url: str, jobfile) -> int:
+    """The file's open streams, as its stats endpoint counts them (the caller made an API key KEY)."""
+    response = httpx.get(f"{base_url}/api/v1/stream/{jobfile.job_id}/{jobfile.pk}/stats/",
+                         headers={"Authorization": f"Token {KEY}"}, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()["active_streams"]
+
+
 def test_a_client_that_goes_away_mid_download_ends_the_response(server, user, big_file, tmp_path):
     base_url, pid = server
     jobfile, path, _ = big_file
     ApiKeyFactory(user=user, raw=KEY)
-    stats_url = f"/api/v1/stream/{jobfile.job_id}/{jobfile.pk}/stats/"
-
-    def active_streams() -> int:
-        import httpx
-
-        response = httpx.get(base_url + stats_url, headers={"Authorization": f"Token {KEY}"}, timeout=30)
-        assert response.status_code == 200, response.text
-        return response.json()["active_streams"]
+    active_streams = functools.partial(streams_open, base_url, jobfile)
 
     sock, _, body = open_stream(base_url, streams.stream_url(user.pk, jobfile))
     read_at_least(sock, body, MIB)
@@ -207,14 +210,7 @@ def test_a_client_that_stays_connected_but_stops_reading_is_cut_after_send_timeo
     base_url, pid = server_with_send_timeout
     jobfile, path, _ = big_file
     ApiKeyFactory(user=user, raw=KEY)
-    stats_url = f"/api/v1/stream/{jobfile.job_id}/{jobfile.pk}/stats/"
-
-    def active_streams() -> int:
-        import httpx
-
-        response = httpx.get(base_url + stats_url, headers={"Authorization": f"Token {KEY}"}, timeout=30)
-        assert response.status_code == 200, response.text
-        return response.json()["active_streams"]
+    active_streams = functools.partial(streams_open, base_url, jobfile)
 
     sock, _, body = open_stream(base_url, streams.stream_url(user.pk, jobfile))
     try:

@@ -36,11 +36,6 @@ def alice(user):
     return user
 
 
-@pytest.fixture
-def env(tmp_path):
-    return procs.process_env(tmp_path, **procs.ENGINE_ENV)
-
-
 def api(base_url: str) -> httpx.Client:
     return httpx.Client(base_url=base_url, headers={"Authorization": f"Token {KEY}"}, timeout=30)
 

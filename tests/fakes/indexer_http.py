@@ -5,7 +5,9 @@
 - `hostile = "html" | "huge" | "bomb" | "non_utf8" | "redirect_loop" | "drip" | "hang"`: every answer is an
   HTML page with 200, a gigantic body, an XML billion-laughs, Latin-1 bytes, a redirect to itself forever, a
   body dripped a few bytes a second, or nothing at all until the client gives up;
-- `delay`: seconds before each answer (a slow indexer).
+- `delay`: seconds before each answer (a slow indexer);
+- `gate`: a `threading.Barrier` every answer waits at, shared by several fakes: they answer only once all of
+  them were asked (a client that asks one after another meets a broken barrier instead).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class FakeIndexerServer:
         self.faults: list[Answer] = []
         self.hostile = ""
         self.delay = 0.0
+        self.gate: threading.Barrier | None = None
         self.lock = threading.Lock()
         self.base_url = ""
         self._server: ThreadingHTTPServer | None = None
@@ -107,6 +110,11 @@ class FakeIndexerServer:
             fault = self.faults.pop(0) if self.faults else None
         if self.delay:
             self._stop.wait(self.delay)
+        if self.gate is not None:
+            try:
+                self.gate.wait()
+            except threading.BrokenBarrierError:
+                return Answer(503, b"the other indexers were not asked at the same time", "text/plain")
         if fault:
             return fault
         if self.hostile:

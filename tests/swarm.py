@@ -6,7 +6,8 @@
 - `swarm`: `Swarm` over both, payloads under the test's tmp_path (generated once per session and
   hard-linked): `swarm.publish("album", {"a.bin": 1 << 20})` → record with magnet, .torrent, sha256s.
 - `leecher`: a plain libtorrent downloader (an independent client to check what the swarm serves);
-  `leecher.wait_complete(handle)` returns once every piece is verified and written to disk.
+  `leecher.wait_complete(handle)` returns once every piece is verified and written to disk;
+  `leecher.offer_part(...)` makes it a peer holding only some pieces (a download that cannot finish).
 
 Any libtorrent session created in a test should be shut down with `downloads.swarm.seeder.quiesce_session`
 before it is dropped: see its docstring (the in-process tracker and the GIL).
@@ -59,6 +60,22 @@ class Leecher:
             params.upload_limit = upload_limit
         return self.session.add_torrent(params)
 
+    def offer_part(self, torrent: bytes, data: bytes, save_path: Path, name: str, piece_size: int,
+                   held, *, upload_limit: int | None = None) -> lt.torrent_handle:
+        """Join the swarm holding only the pieces numbered in `held` of a single-file torrent of `data`: the rest
+        of the copy is zeros, which libtorrent's check rejects. What this peer lacks is nowhere in the swarm
+        until a seeder comes, so a test can rely on a download not finishing, however slow the machine."""
+        held = list(held)
+        copy = bytearray(len(data))
+        for piece in held:
+            copy[piece * piece_size:(piece + 1) * piece_size] = data[piece * piece_size:(piece + 1) * piece_size]
+        Path(save_path).mkdir(parents=True, exist_ok=True)
+        (Path(save_path) / name).write_bytes(copy)
+        handle = self.add(torrent, save_path, upload_limit=upload_limit)
+        self.wait(handle, lambda st: st.num_pieces == len(held) and st.state == st.states.downloading, 60,
+                  "its copy checked")
+        return handle
+
     def pump(self) -> None:
         for alert in self.session.pop_alerts():
             if isinstance(alert, lt.cache_flushed_alert):
@@ -92,8 +109,10 @@ class Leecher:
             self.pump()
 
     def close(self) -> None:
-        quiesce_session(self.session)
-        self.session = None
+        """Leave the swarm (a test may do so early: the fixture's own close is then a no-op)."""
+        if self.session is not None:
+            quiesce_session(self.session)
+            self.session = None
 
 
 @pytest.fixture(scope="session")

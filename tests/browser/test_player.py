@@ -3,8 +3,9 @@
 The real chain: a loopback tracker and a rate-limited libtorrent seeder (tests/swarm.py) serve the issue's
 1080p 30 s test video (made by ffmpeg at test time, `moov` at the end as most downloads have it); `runengine`
 downloads it; the dashboard's card grows a Play button once the engine knows the file; daphne streams it to
-Chromium through the engine's stream channel. The seeder sends about 1.5 times the video's bitrate, so the
-whole file takes ~20 s: the test plays, seeks and finishes its checks within that.
+Chromium through the engine's stream channel. The only peer sends about 1.5 times the video's bitrate and lacks
+one piece (at 70 %, which the test never plays), so the download is still going on at every check, however slow
+the machine: with a full seeder the whole file took ~20 s, and a loaded machine could finish it before the seek.
 """
 
 from __future__ import annotations
@@ -70,14 +71,15 @@ def video(page: Page, expression: str):
 
 
 def test_chromium_plays_and_seeks_while_the_engine_downloads(page: Page, live_server_url, tmp_path, videos,
-                                                             tracker, seeder):
+                                                             tracker, leecher):
     assert page.evaluate(f"document.createElement('video').canPlayType('{H264}')") == "probably", (
         "this Chromium cannot play H.264/AAC: give tests/streaming/media.py a VP9/Opus WebM profile for this test")
     source = make_video(videos, "1080p30", faststart=False)
-    size = source.stat().st_size
-    folder = tmp_path / "seed"
+    data = source.read_bytes()
+    size = len(data)
+    folder = tmp_path / "torrent"
     folder.mkdir()
-    (folder / "film.mp4").write_bytes(source.read_bytes())
+    (folder / "film.mp4").write_bytes(data)
     torrent = make_torrent(folder / "film.mp4", [tracker.announce_url], PIECE)
 
     user = UserFactory(email="viewer@example.com")
@@ -87,7 +89,9 @@ def test_chromium_plays_and_seeks_while_the_engine_downloads(page: Page, live_se
     log_in(page, user.email)  # first: the download must still be going on while the page plays
     wait_live(page)
 
-    seeder.add(torrent, folder, upload_limit=RATE)
+    withheld = size * 7 // 10 // PIECE  # 21 s into the video: after the first play, before the seek's 24 s
+    leecher.offer_part(torrent, data, tmp_path / "peer", "film.mp4", PIECE,
+                       [n for n in range(-(-size // PIECE)) if n != withheld], upload_limit=RATE)
     with httpx.Client(base_url=live_server_url, headers={"Authorization": f"Token {KEY}"}, timeout=30) as client:
         response = client.post("/api/v1/jobs/", files={"torrent": ("film.torrent", torrent)})
         assert response.status_code == 201, response.text

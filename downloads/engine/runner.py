@@ -326,10 +326,11 @@ class Engine:
             return
         torrent.metadata_done = True
         self._request_save(torrent)  # a magnet's metadata now survives a restart
+        if job.ephemeral and self.streams is not None:  # "play without downloading": the player comes next
+            # Before the job says "downloading": from then on, its first pieces are the head and the tail.
+            self.streams.streams.play_first(job.pk)
         if job.status in (Status.STARTING, Status.FETCHING_METADATA):
             self._move(torrent, Status.DOWNLOADING, "downloading", "Downloading.")
-        if job.ephemeral and self.streams is not None:  # "play without downloading": the player comes next
-            self.streams.streams.play_first(job.pk)
 
     def _register_files(self, torrent: Torrent, info: lt.torrent_info) -> None:
         """JobFiles from libtorrent's file list (pad files left out); indexes mapped by path."""

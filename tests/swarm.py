@@ -8,6 +8,7 @@
 - `leecher`: a plain libtorrent downloader (an independent client to check what the swarm serves);
   `leecher.wait_complete(handle)` returns once every piece is verified and written to disk;
   `leecher.offer_part(...)` makes it a peer holding only some pieces (a download that cannot finish).
+- `withhold("film.bin", 8 << 20, keep=0.5)`: a torrent the swarm holds only half of until `.release()`.
 
 Any libtorrent session created in a test should be shut down with `downloads.swarm.seeder.quiesce_session`
 before it is dropped: see its docstring (the in-process tracker and the GIL).
@@ -15,13 +16,15 @@ before it is dropped: see its docstring (the in-process tracker and the GIL).
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from pathlib import Path
 
 import libtorrent as lt
 import pytest
 
-from downloads.swarm import Seeder, Swarm, Tracker
+from downloads.swarm import Seeder, Swarm, Tracker, make_torrent, torrent_meta
 from downloads.swarm.seeder import quiesce_session
 
 LEECHER_SETTINGS = {
@@ -48,8 +51,9 @@ class Leecher:
     def port(self) -> int:
         return self.session.listen_port()
 
-    def add(self, source: bytes | str, save_path: Path | str, *, upload_limit: int | None = None) -> lt.torrent_handle:
-        """Add by .torrent bytes or by magnet URI."""
+    def add(self, source: bytes | str, save_path: Path | str, *, upload_limit: int | None = None,
+            upload_only: bool = False) -> lt.torrent_handle:
+        """Add by .torrent bytes or by magnet URI; `upload_only`: never download (libtorrent's upload mode)."""
         if isinstance(source, bytes):
             params = lt.add_torrent_params()
             params.ti = lt.torrent_info(source)
@@ -58,20 +62,23 @@ class Leecher:
         params.save_path = str(save_path)
         if upload_limit:
             params.upload_limit = upload_limit
+        if upload_only:
+            params.flags |= lt.torrent_flags.upload_mode
         return self.session.add_torrent(params)
 
     def offer_part(self, torrent: bytes, data: bytes, save_path: Path, name: str, piece_size: int,
-                   held, *, upload_limit: int | None = None) -> lt.torrent_handle:
+                   held, *, upload_limit: int | None = None, upload_only: bool = False) -> lt.torrent_handle:
         """Join the swarm holding only the pieces numbered in `held` of a single-file torrent of `data`: the rest
         of the copy is zeros, which libtorrent's check rejects. What this peer lacks is nowhere in the swarm
-        until a seeder comes, so a test can rely on a download not finishing, however slow the machine."""
+        until a seeder comes, so a test can rely on a download not finishing, however slow the machine.
+        `upload_only`: the peer never fetches the rest itself (once a seeder came, it would otherwise)."""
         held = list(held)
         copy = bytearray(len(data))
         for piece in held:
             copy[piece * piece_size:(piece + 1) * piece_size] = data[piece * piece_size:(piece + 1) * piece_size]
         Path(save_path).mkdir(parents=True, exist_ok=True)
         (Path(save_path) / name).write_bytes(copy)
-        handle = self.add(torrent, save_path, upload_limit=upload_limit)
+        handle = self.add(torrent, save_path, upload_limit=upload_limit, upload_only=upload_only)
         self.wait(handle, lambda st: st.num_pieces == len(held) and st.state == st.states.downloading, 60,
                   "its copy checked")
         return handle
@@ -113,6 +120,48 @@ class Leecher:
         if self.session is not None:
             quiesce_session(self.session)
             self.session = None
+
+
+class Withheld:
+    """A single-file torrent of random bytes whose swarm holds only its first `keep` share of pieces until
+    `release()`: at first its only peer is a partial copy in upload mode, then a full seeder joins. A client
+    under test cannot finish it before the test says so, however slow the machine (where a rate-limited
+    seeder races the test's next step). Nobody else downloads it, so `uploaded()` is what the client got."""
+
+    def __init__(self, directory: Path, tracker: Tracker, seeder: Seeder, leecher: Leecher, name: str, size: int,
+                 *, keep: float, piece_size: int = 64 * 1024, trackers: list[str] | None = None) -> None:
+        self.name, self.size, self.data = name, size, os.urandom(size)
+        self.full = directory / "full"
+        self.full.mkdir(parents=True)
+        (self.full / name).write_bytes(self.data)
+        self.torrent_bytes = make_torrent(self.full / name, trackers or [tracker.announce_url], piece_size)
+        meta = torrent_meta(self.torrent_bytes)
+        self.info_hash, self.magnet = meta.info_hash, meta.magnet
+        self.sha256 = hashlib.sha256(self.data).hexdigest()
+        self.held = int(meta.num_pieces * keep)
+        assert 0 < self.held < meta.num_pieces, "keep some pieces and withhold some"
+        self.seeder, self.leecher = seeder, leecher
+        self.part = leecher.offer_part(self.torrent_bytes, self.data, directory / "part", name, piece_size,
+                                       range(self.held), upload_only=True)
+        self.released = False
+
+    def release(self, upload_limit: int | None = None) -> None:
+        """The missing pieces enter the swarm: a full seeder joins."""
+        self.seeder.add(self.torrent_bytes, self.full, upload_limit=upload_limit)
+        self.released = True
+
+    def uploaded(self) -> int:
+        """Payload bytes both peers have sent."""
+        sent = self.part.status().total_payload_upload
+        return sent + (self.seeder.uploaded_bytes(self.info_hash) if self.released else 0)
+
+
+@pytest.fixture
+def withhold(tmp_path, tracker, seeder, leecher):
+    """`withhold(name, size, keep=0.5)` → a `Withheld` torrent under the test's tmp_path."""
+    def make(name: str, size: int, *, keep: float = 0.5, **kwargs) -> Withheld:
+        return Withheld(tmp_path / "withheld" / name, tracker, seeder, leecher, name, size, keep=keep, **kwargs)
+    return make
 
 
 @pytest.fixture(scope="session")

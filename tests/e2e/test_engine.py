@@ -48,16 +48,16 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def wait_until_quiet(seeder, info_hash: str, what: str, window: float = 1.5, timeout: float = 60.0) -> None:
-    """Wait until the seeder sends (next to) nothing for the torrent during a whole `window`: the downloader
-    has stopped asking. A deadline for a loaded machine, not a speed check."""
+def wait_until_quiet(torrent, what: str, window: float = 1.5, timeout: float = 60.0) -> None:
+    """Wait until the swarm sends (next to) nothing of a `Withheld` torrent during a whole `window`: the
+    downloader has stopped asking. A deadline for a loaded machine, not a speed check."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        before = seeder.uploaded_bytes(info_hash)
+        before = torrent.uploaded()
         time.sleep(window)
-        if seeder.uploaded_bytes(info_hash) - before < 64 * 1024:
+        if torrent.uploaded() - before < 64 * 1024:
             return
-    raise AssertionError(f"{what}: the seeder was still sending after {timeout}s")
+    raise AssertionError(f"{what}: the swarm was still sending after {timeout}s")
 
 
 def verified_bytes_in(resume_file) -> int:
@@ -108,10 +108,16 @@ def test_magnet_and_multifile_torrent_download_and_come_back_through_signed_link
     assert JobEvent.objects.filter(job_id=magnet_id, kind=EventKind.FILES).count() == 1
 
 
-def test_pause_resume_and_cancel_reach_the_running_engine(alice, env, tmp_path, swarm):
-    slow = swarm.publish("slow.bin", 6 << 20, upload_limit=512 * 1024)
-    kept = swarm.publish("kept.bin", 6 << 20, upload_limit=512 * 1024)
-    dropped = swarm.publish("dropped.bin", 6 << 20, upload_limit=512 * 1024)
+def engine_holds(**counts: int) -> bool:
+    """The running engine's last heartbeat says it holds these torrents (`torrents`, `paused`, ...)."""
+    beat = ProcessHeartbeat.objects.filter(kind="engine").first()
+    return beat is not None and all(beat.info.get(key) == value for key, value in counts.items())
+
+
+def test_pause_resume_and_cancel_reach_the_running_engine(alice, env, tmp_path, withhold):
+    # The swarm holds half of each until the test releases the rest: every action lands mid-download, and a
+    # release after it shows whether the engine still asks (the rest then comes at loopback speed).
+    slow, kept, dropped = (withhold(name, 6 << 20) for name in ("slow.bin", "kept.bin", "dropped.bin"))
     with procs.daphne(env, tmp_path) as base_url, procs.engine(env, tmp_path), api(base_url) as client:
         ids = {}
         for published in (slow, kept, dropped):
@@ -120,28 +126,31 @@ def test_pause_resume_and_cancel_reach_the_running_engine(alice, env, tmp_path, 
         wait_for(lambda: all(Job.objects.get(pk=i).downloaded_bytes > 0 for i in ids.values()), "bytes flowing", 60)
 
         assert client.post(f"/api/v1/jobs/{ids['slow.bin']}/pause/").status_code == 200
-        wait_until_quiet(swarm.seeder, slow.info_hash, "paused job")
+        wait_for(lambda: engine_holds(torrents=3, paused=1), "the engine paused the torrent", 30)
+        slow.release()
+        wait_until_quiet(slow, "paused job")
         assert job_status(ids["slow.bin"]) == Status.PAUSED
-        assert swarm.seeder.uploaded_bytes(kept.info_hash) < kept.size, "the others keep going meanwhile"
+        assert slow.uploaded() < slow.size, "paused: not fetched though the whole file is in the swarm now"
 
         assert client.post(f"/api/v1/jobs/{ids['kept.bin']}/cancel/", json={"delete_data": False}).status_code == 200
         assert client.post(f"/api/v1/jobs/{ids['dropped.bin']}/cancel/", json={"delete_data": True}).status_code == 200
         dropped_dir = Job.objects.get(pk=ids["dropped.bin"]).data_dir
         wait_for(lambda: not dropped_dir.exists() or not any(dropped_dir.rglob("*.bin")), "deleted data gone", 60)
-        wait_until_quiet(swarm.seeder, kept.info_hash, "cancelled job")
-        assert swarm.seeder.uploaded_bytes(kept.info_hash) < kept.size, "cancelled before it could finish"
+        wait_for(lambda: engine_holds(torrents=1), "the engine dropped both cancelled torrents", 30)
+        kept.release()
+        wait_until_quiet(kept, "cancelled job")
+        assert kept.uploaded() < kept.size, "cancelled: not fetched though the whole file is in the swarm now"
         assert (Job.objects.get(pk=ids["kept.bin"]).data_dir / "kept.bin").exists(), "kept data must stay"
         assert not (dropped_dir / "dropped.bin").exists()
 
-        swarm.seeder.set_upload_limit(slow.info_hash, None)
         assert client.post(f"/api/v1/jobs/{ids['slow.bin']}/resume/").status_code == 200
         wait_for(lambda: job_status(ids["slow.bin"]) == Status.COMPLETED, "resumed job completes", 60)
         job = Job.objects.get(pk=ids["slow.bin"])
-        assert sha256((job.data_dir / "slow.bin").read_bytes()) == slow.files["slow.bin"]
+        assert sha256((job.data_dir / "slow.bin").read_bytes()) == slow.sha256
 
 
-def test_kill_9_mid_download_then_restart_completes_without_downloading_again(alice, env, tmp_path, swarm):
-    big = swarm.publish("big.bin", 16 << 20, upload_limit=2 << 20)
+def test_kill_9_mid_download_then_restart_completes_without_downloading_again(alice, env, tmp_path, withhold):
+    big = withhold("big.bin", 16 << 20, keep=0.6)  # the swarm has 60 % of it until the restart
     with procs.daphne(env, tmp_path) as base_url, api(base_url) as client:
         job_id = client.post("/api/v1/jobs/", json={"magnet": big.magnet}).json()["id"]
         resume_file = tmp_path / "engine" / "resume" / f"{job_id}.resume"
@@ -150,16 +159,15 @@ def test_kill_9_mid_download_then_restart_completes_without_downloading_again(al
             wait_for(lambda: verified_bytes_in(resume_file) > 5 << 20, "resume data with a third verified", 60)
             os.kill(first.pid, signal.SIGKILL)
             first.wait()
-        before_restart = swarm.seeder.uploaded_bytes(big.info_hash)
+        before_restart = big.uploaded()
         saved = verified_bytes_in(resume_file)  # exactly what the restarted engine starts from
-        assert before_restart < big.size, "the download was meant to be cut halfway"
-        swarm.seeder.set_upload_limit(big.info_hash, None)
+        big.release()
         with procs.engine(env, tmp_path, name="crashy"):
             wait_for(lambda: job_status(job_id) == Status.COMPLETED, "completed after restart", 90)
 
     job = Job.objects.get(pk=job_id)
-    assert sha256((job.data_dir / "big.bin").read_bytes()) == big.files["big.bin"]
-    sent_again = swarm.seeder.uploaded_bytes(big.info_hash) - before_restart
+    assert sha256((job.data_dir / "big.bin").read_bytes()) == big.sha256
+    sent_again = big.uploaded() - before_restart
     # What the resume data did not hold (pieces verified after its last save, or in flight at the kill) is
     # fetched again; what it held never is. A little slack for blocks requested twice near the end.
     unsaved = big.size - saved
@@ -209,8 +217,8 @@ def test_jobs_of_a_dead_engine_are_taken_over(user, env, tmp_path):
         assert JobEvent.objects.filter(job_id=job.pk, code="queued", data__reason_code="engine_lost").exists()
 
 
-def test_sigterm_writes_resume_data_and_exits_cleanly(alice, env, tmp_path, swarm):
-    slow = swarm.publish("slow-stop.bin", 8 << 20, upload_limit=1 << 20)
+def test_sigterm_writes_resume_data_and_exits_cleanly(alice, env, tmp_path, withhold):
+    slow = withhold("slow-stop.bin", 8 << 20, keep=0.5)  # cannot finish: it is downloading when stopped
     env = dict(env, ENGINE_RESUME_SAVE_INTERVAL="3600")  # only the shutdown can have written the final state
     with procs.daphne(env, tmp_path) as base_url, api(base_url) as client:
         job_id = client.post("/api/v1/jobs/", files={"torrent": ("t.torrent", slow.torrent_bytes)}).json()["id"]

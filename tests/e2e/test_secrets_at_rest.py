@@ -104,12 +104,12 @@ def passkey_trackers(tracker) -> list[str]:
             f"{tracker.announce_url}?passkey={QUERY_PASSKEY}"]
 
 
-def test_passkeys_and_server_passwords_reach_no_disk_and_no_log(alice, tmp_path, swarm, transmission):
+def test_passkeys_and_server_passwords_reach_no_disk_and_no_log(alice, tmp_path, swarm, transmission, withhold):
     data_dir, log_dir = tmp_path / "data", tmp_path / "logs"
     log_dir.mkdir()
     env = procs.process_env(data_dir, **procs.ENGINE_ENV, SYNC_INTERVAL="0.2", PROGRESS_EVENT_INTERVAL="0.1")
     trackers = passkey_trackers(swarm.tracker)
-    by_magnet = swarm.publish("private-movie.bin", 6 << 20, upload_limit=768 << 10)
+    by_magnet = withhold("private-movie.bin", 6 << 20)  # half of it in the swarm until released
     by_torrent = swarm.publish("private-album", {"01.bin": 1 << 20, "02.bin": 600_000})
     on_server = swarm.publish("private-server.bin", 1 << 20)
     magnet = f"magnet:?xt=urn:btih:{by_magnet.info_hash}&dn=private-movie.bin" + "".join(
@@ -148,7 +148,7 @@ def test_passkeys_and_server_passwords_reach_no_disk_and_no_log(alice, tmp_path,
         assert on_server_job.status_code == 201, on_server_job.text
         server_job_id = on_server_job.json()["id"]
 
-        # Mid-download: the magnet job's resume data is on disk (the seeder is throttled).
+        # Mid-download: the magnet job's resume data is on disk (it cannot finish yet).
         store = ResumeStore(data_dir / "engine" / "resume")
         wait_for(lambda: store.path(magnet_id).exists() and Job.objects.get(pk=magnet_id).downloaded_bytes > 0,
                  "the magnet job downloading with resume data saved", 60)
@@ -160,7 +160,7 @@ def test_passkeys_and_server_passwords_reach_no_disk_and_no_log(alice, tmp_path,
 
         wait_for(lambda: Job.objects.get(pk=server_job_id).remote_id, "the worker to submit the server job", 30)
         swarm.seeder.connect(on_server.info_hash, ("127.0.0.1", transmission.peer_port))
-        swarm.seeder.set_upload_limit(by_magnet.info_hash, None)
+        by_magnet.release()
         wait_for(lambda: {Job.objects.get(pk=i).status for i in (magnet_id, torrent_id, server_job_id)}
                  == {Status.COMPLETED}, "the three jobs to complete", 120)
 

@@ -145,6 +145,10 @@ class Withheld:
                                        range(self.held), upload_only=True)
         self.released = False
 
+    def connect(self, endpoint: tuple[str, int]) -> None:
+        """The partial peer dials a client directly (Transmission never dials 127.x peers itself)."""
+        self.part.connect_peer(endpoint)
+
     def release(self, upload_limit: int | None = None) -> None:
         """The missing pieces enter the swarm: a full seeder joins."""
         self.seeder.add(self.torrent_bytes, self.full, upload_limit=upload_limit)

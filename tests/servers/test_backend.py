@@ -140,14 +140,15 @@ def test_magnet_job_on_qbittorrent_is_delivered_through_the_path_mapping(user, p
 
 @pytest.mark.e2e
 @pytest.mark.django_db
-def test_pause_resume_cancel_reach_the_server_and_a_stop_there_is_mirrored(user, plan, rtorrent, swarm):
+def test_pause_resume_cancel_reach_the_server_and_a_stop_there_is_mirrored(user, plan, rtorrent, withhold):
     server = server_for(rtorrent, user)
-    record = swarm.publish("rt-slow.bin", 8 << 20, upload_limit=256 * 1024)  # ~30 s: it is still running
+    record = withhold("rt-slow.bin", 8 << 20)  # the swarm has half of it: it is still running at the end
     job = jobs.add_torrent(user, record.torrent_bytes, backend=server.backend_name)
     drive()
-    seed_to(swarm, record, rtorrent)
+    record.connect(("127.0.0.1", rtorrent.peer_port))
     with clients.connect(server) as client:
         remote = client  # the process's client for this server: what the backend uses
+    wait_until(lambda: remote.get(record.info_hash, with_files=False).done > 0, "bytes on the server")
 
     jobs.pause_job(user, refreshed(job))
     wait_until(lambda: remote.get(record.info_hash, with_files=False).state == State.STOPPED, "stopped remotely")

@@ -42,8 +42,11 @@ def test_add_through_the_api_download_seed_to_the_clients_ratio_and_import_path(
         # Only our engine may serve the leecher now: the swarm's seeder stops sending.
         swarm.seeder.set_upload_limit(album.info_hash, 1)
         handle = leecher.add(album.torrent_bytes, tmp_path / "leech")
-        handle.set_download_limit(512 * 1024)  # slow enough for the client to see "uploading"
+        # Slow until the client has seen "uploading": at 32 KiB/s the ratio's 1 MiB takes half a minute, so a
+        # loaded machine cannot finish the upload between two looks; then at full speed to the ratio.
+        handle.set_download_limit(32 * 1024)
         wait_for(lambda: state() == "uploading", "the client sees uploading", 60)
+        handle.set_download_limit(-1)
         row = wait_for(lambda: next((r for r in qbt.torrents_info(category="tv") if r.state == "pausedUP"), None),
                        "seeding ended at the client's ratio", 90)
         assert row.ratio >= 0.25 and row.max_ratio == 0.25 and row.progress == 1

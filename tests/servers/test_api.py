@@ -221,15 +221,26 @@ def test_aggregated_listing_across_the_three_servers_with_one_stopped_mid_test(
         rtorrent.stop()
 
 
+def has_metadata(client, info_hash: str) -> bool:
+    try:
+        return client.get(info_hash, with_files=False).has_metadata
+    except clients.TorrentNotFound:
+        return False
+
+
 @pytest.mark.e2e
 @pytest.mark.django_db
-def test_torrent_actions_on_a_job_go_through_the_job(api_client, user, plan, rtorrent, swarm):
+def test_torrent_actions_on_a_job_go_through_the_job(api_client, user, plan, rtorrent, withhold):
     server = server_for(rtorrent, user)
-    record = swarm.publish("api-running.bin", 8 << 20, upload_limit=128 * 1024)  # still running meanwhile
+    record = withhold("api-running.bin", 8 << 20)  # the swarm has half of it: still running meanwhile
     job = Job.objects.get(pk=api_client.post("/api/v1/torrents/", {"server_id": server.pk, "magnet": record.magnet},
                                              format="json").json()["id"])
     drive()
-    seed_to(swarm, record, rtorrent)
+    record.connect(("127.0.0.1", rtorrent.peer_port))
+    # rTorrent swaps a magnet's download for the torrent once it has the metadata (it is unlisted a moment):
+    # act on the torrent it loaded.
+    with clients.connect(server) as remote:
+        wait_until(lambda: has_metadata(remote, record.info_hash), "rTorrent loaded the torrent")
 
     body = api_client.post(f"/api/v1/torrents/{record.info_hash}/stop/", {}, format="json").json()
     assert body["job"] == job.pk and body["state"] == State.STOPPED

@@ -34,6 +34,7 @@ from downloads.postprocessors import PostProcessError
 log = logging.getLogger(__name__)
 
 LEASE = "audiobook"  # lease kind of a standalone run: audiobook.<job id>
+LIBRARY_CLAIMS = "audiobooks.library_claims"  # leases.serialize: one library-folder check-and-save at a time
 TASK = "audiobooks.tasks.process"
 META_FIELDS = ("title", "authors", "narrators", "series", "sequence", "year", "genre", "description", "asin",
                "isbn", "cover_url")
@@ -231,6 +232,8 @@ def update_settings(user, **fields) -> AudiobookSettings:
         fields.pop("abs_token", None)
     with transaction.atomic():
         if "library_dir" in fields:
+            # Two users claiming overlapping folders at once must not both pass the check before either saves.
+            leases.serialize(LIBRARY_CLAIMS)
             fields["library_dir"] = _check_library_dir(user, (fields["library_dir"] or "").strip().strip("/"))
         prefs, _ = AudiobookSettings.objects.select_for_update().get_or_create(user=user)
         for name, value in fields.items():

@@ -1,7 +1,8 @@
 """Expiring named claims across processes: one holder at a time, lost by a holder that stops renewing.
 
 A claim is a conditional UPDATE (`WHERE name = ? AND (expired OR held by me)`), or the INSERT of a new row;
-two processes racing for a free lease get one winner, on SQLite and PostgreSQL alike.
+two processes racing for a free lease get one winner, on SQLite and PostgreSQL alike. The same rows serve
+`serialize(name)`: transactions that must not interleave (a check, then the write it allows) take turns.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import socket
 import uuid
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -46,3 +47,20 @@ def release(name: str, holder: str) -> None:
 
 def is_held(name: str) -> bool:
     return Lease.objects.filter(name=name, expires_at__gt=timezone.now()).exists()
+
+
+def serialize(name: str) -> None:
+    """Inside a transaction: the rest of it runs one at a time with every other transaction that called this
+    with the same `name`, which waits here until this one ends. A write to the name's row holds its lock until
+    commit (a row lock on PostgreSQL; SQLite's IMMEDIATE transactions already run one at a time). For a check
+    that no unique constraint can state (one folder inside another) followed by the write it allows."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("leases.serialize() only means something inside transaction.atomic()")
+    now = timezone.now()
+    if Lease.objects.filter(name=name).update(expires_at=now):
+        return
+    try:
+        with transaction.atomic():
+            Lease.objects.create(name=name, expires_at=now)
+    except IntegrityError:  # created meanwhile by a transaction that has committed: lock it now
+        Lease.objects.filter(name=name).update(expires_at=now)

@@ -5,13 +5,18 @@ Refusals are 4xx with a code and never name the other user; the stored folder is
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from accounts.models import AuditLog
 from audiobooks.models import AudiobookSettings
+from config.errors import Conflict
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/audiobooks/settings/"
@@ -74,3 +79,36 @@ def test_the_other_user_is_then_refused_yours(api_client, user, other_user):
     api_client.force_authenticate(other_user)
     response = put(api_client, "shared")
     assert (response.status_code, response.json()["code"]) == (409, "library_taken")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_users_claiming_overlapping_folders_at_once_get_one_each_way(user, other_user, monkeypatch):
+    """Both check before either saves: without a lock both pass (the check is not a constraint). Each request
+    waits for the other at a barrier right after its check; with the claims serialised the second cannot reach
+    its check while the first holds the lock, so the first goes on alone once the barrier gives up."""
+    from audiobooks import services
+
+    barrier = threading.Barrier(2, timeout=3)
+    checked = services._check_library_dir
+
+    def check_then_meet(*args):
+        result = checked(*args)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()
+        return result
+
+    monkeypatch.setattr(services, "_check_library_dir", check_then_meet)
+
+    def claim(person, folder):
+        try:
+            services.update_settings(person, library_dir=folder)
+            return "saved"
+        except Conflict as exc:
+            return exc.code
+        finally:
+            connection.close()  # this thread's own
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(claim, (user, other_user), ("shelf", "shelf/inside")))
+    assert outcomes == ["library_taken", "saved"]
+    assert AudiobookSettings.objects.exclude(library_dir="").count() == 1

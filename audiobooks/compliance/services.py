@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from accounts.audit import record_audit
 from audiobooks import trackers
+from downloads import bring_home
 from downloads.backends import Refuse, Wait
-from downloads.models import Job, ProcessHeartbeat, Status
+from downloads.models import Job, JobConflict, ProcessHeartbeat, Status
 from indexers import services as indexers
 from indexers.clients import ClientError as IndexerError
 from indexers.models import Indexer, JobSource
@@ -315,8 +316,27 @@ def _sync_engine(jobs: list[Job], rules: dict, now: dt.datetime) -> int:
         ledger, _ = SeedingLedger.objects.get_or_create(job=job, defaults={"tracker": tracker_rules.tracker})
         # One incarnation: the counter survives restarts; one that went back (resume data lost) is a new base.
         _observe(tracker_rules, ledger, complete=True, reported=seconds, incarnation=ENGINE, now=now)
+        _release_engine_job_if_allowed(tracker_rules, ledger, job, now)
         seen += 1
     return seen
+
+
+def _release_engine_job_if_allowed(rules: TrackerRules, ledger: SeedingLedger, job: Job, now: dt.datetime) -> None:
+    """The engine's side of the same policy: its job's seeding ends through the finish line (the files checked
+    in place and kept; a book is made then), and the engine takes the torrent out of its session once the job
+    left it. A job that is not seeding now (paused, or moved meanwhile) is looked at again by the next sweep."""
+    if rules.keep_seeding or ledger.released_at or not tracker_agrees(rules, ledger) or job.status != Status.SEEDING:
+        return
+    try:
+        job = bring_home.complete_in_place(job, reason_code="tracker_released",
+                                           reason=f"Complete: {rules.name or rules.tracker}'s seeding rules are met.")
+    except JobConflict as exc:
+        log.info("compliance: engine release skipped", extra={"job": job.pk, "why": exc.detail})
+        return
+    if job.status == Status.FAILED:  # its files were not all there: the job says why
+        return
+    SeedingLedger.objects.filter(pk=ledger.pk).update(released_at=now)
+    record_audit("tracker.release", target=job, tracker=rules.tracker, seeded_seconds=ledger.seeded_seconds)
 
 
 def _release_if_allowed(server: TorrentServer, rules: TrackerRules, ledger: SeedingLedger, job: Job,

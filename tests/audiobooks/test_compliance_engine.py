@@ -10,17 +10,20 @@ import json
 import os
 
 import pytest
+from django.utils import timezone
 
+from accounts.models import AuditLog
 from audiobooks.compliance import services as compliance
 from audiobooks.compliance.models import SeedingLedger, TrackerRules
 from billing.services import current_plan
 from downloads import heartbeats
 from downloads import services as jobs
+from downloads.engine import claims
 from downloads.models import Job, Status
 from downloads.swarm import make_torrent
 from indexers.models import JobSource
 from tests import procs
-from tests.downloads.factories import JobFactory
+from tests.downloads.factories import JobFactory, JobFileFactory
 from tests.e2e.conftest import wait_for
 from tests.indexers.factories import IndexerFactory
 
@@ -87,3 +90,35 @@ def test_engine_seeding_time_accrues_and_survives_an_engine_restart(user, tmp_pa
                  "seeding time accrued after the engine's restart", 30)
     assert Job.objects.get(pk=job.pk).status == Status.SEEDING
     assert ledger(job).completed_at is not None and ledger(job).satisfied_at is not None  # Flotilla's clock
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("keep_seeding", [False, True])
+def test_an_engine_job_leaves_the_engine_by_policy_once_both_clocks_agree(user, keep_seeding):
+    TrackerRules.objects.filter(tracker="myanonamouse").update(
+        engine_allowed=True, keep_seeding=keep_seeding, min_seed_time=dt.timedelta(seconds=3),
+        satisfied_margin=dt.timedelta(0))
+    job = mam_job(user, JobFactory(user=user, backend="engine", status=Status.SEEDING, claimed_by="e1"))
+    book = job.data_dir / "Book" / "01.mp3"
+    book.parent.mkdir(parents=True)
+    book.write_bytes(b"id3" * 100)
+    JobFileFactory(job=job, path="Book/01.mp3", size_bytes=300)
+    heartbeats.beat("engine", name="e1", seeding_seconds={str(job.pk): 10})
+
+    compliance.sync_ledgers()
+    assert ledger(job).satisfied_at is not None and Job.objects.get(pk=job.pk).status == Status.SEEDING, (
+        "Flotilla's clock alone: the tracker has not agreed yet")
+    SeedingLedger.objects.filter(job=job).update(tracker_satisfied_at=timezone.now())  # what check_snatches sets
+    compliance.sync_ledgers()
+    compliance.sync_ledgers()  # the next sweep changes nothing
+
+    job.refresh_from_db()
+    releases = AuditLog.objects.filter(action="tracker.release", target_id=str(job.pk))
+    if keep_seeding:  # the default: it seeds on
+        assert job.status == Status.SEEDING and ledger(job).released_at is None and not releases.exists()
+        return
+    assert (job.status, job.reason_code) == (Status.COMPLETED, "tracker_released")
+    assert ledger(job).released_at is not None and releases.count() == 1
+    assert book.exists(), "the files stay: only the seeding ends"
+    assert job.claimed_by == "e1" and job.pk not in {j.pk for j in claims.owned_by("e1")}, (
+        "the engine no longer holds it: its next reconcile takes the torrent out of the session")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import transmission_rpc
 
+from accounts.models import AuditLog
 from audiobooks.compliance import services as compliance
 from audiobooks.compliance.models import SeedingLedger, TrackerRules
 from downloads import dispatch
@@ -192,3 +193,30 @@ def test_grab_waits_at_the_unsatisfied_limit_and_starts_when_a_torrent_is_satisf
     wait_until(lambda: (tick(), Job.objects.get(pk=second.pk).status != Status.QUEUED)[1], "the second grab started")
     assert ledger(first).satisfied
     assert len(mam.paths("/json/loadUserDetailsTorrents.php")) >= 2  # asked while it waited, and once more
+
+
+def test_with_keep_seeding_off_the_torrent_leaves_the_server_once_both_clocks_agree(user, plan, mam, transmission,
+                                                                                      rules):
+    TrackerRules.objects.filter(tracker="myanonamouse").update(keep_seeding=False)
+    indexer = IndexerFactory(owner=user, kind="myanonamouse", url=mam.base_url,
+                             credentials=json.dumps({"mam_id": mam.new_session()}))
+    server = TorrentServerFactory(owner=user, **transmission.server_fields())
+    job = grab(user, indexer, server, book_on(transmission, "Released Book"), "Released Book", mam)
+    mam.snatches["unsat"] = [tracker_id(job)]  # the tracker saw it announced: unsatisfied for now
+
+    wait_until(lambda: (tick(), SeedingLedger.objects.filter(job=job, satisfied_at__isnull=False).exists())[1],
+               "Flotilla's clock satisfied", 60)
+    tick()
+    assert ledger(job).released_at is None, "Flotilla's clock alone does not release it"
+    with clients.connect(server) as remote:
+        assert remote.get(job.info_hash, with_files=False).hash == job.info_hash.lower()
+
+    mam.snatches["unsat"] = []  # the tracker agrees
+    wait_until(lambda: (tick(), ledger(job).released_at is not None)[1], "released once both clocks agree", 60)
+    client = rpc(transmission)
+    assert job.info_hash.lower() not in {t.hash_string for t in client.get_torrents()}
+    client._http_session.close()
+    assert (transmission.download_dir / "Released Book" / "01.mp3").exists(), "the data stays"
+    assert AuditLog.objects.filter(action="tracker.release", target_id=str(job.pk)).count() == 1
+    tick()
+    assert AuditLog.objects.filter(action="tracker.release", target_id=str(job.pk)).count() == 1, "released once"

@@ -11,7 +11,7 @@ import pytest
 
 from billing.models import Plan
 from billing.services import assign_plan
-from downloads import services
+from downloads import bring_home, services
 from downloads.engine.resume import ResumeStore
 from downloads.models import EventKind, Job, JobEvent, Status
 from downloads.swarm import bencode
@@ -112,6 +112,23 @@ def test_seeding_follows_the_plan_ratio_limit(engine, local_swarm, user):
     engine.torrents[job.pk].plan = None  # the engine reads the plan again
     run_until(engine, lambda: refreshed(job).status == Status.COMPLETED, what="completed")
     assert (job.data_dir / "seeded.bin").exists(), "files stay after seeding ends"
+
+
+def test_a_seeding_job_completed_elsewhere_leaves_the_session_with_its_files(engine, local_swarm, user):
+    """What a tracker's release by policy does (audiobooks.compliance, from the worker): the finish line for a job
+    the engine seeds; the engine's next reconcile takes the torrent out, files and nothing else kept."""
+    assign_plan(user, Plan.objects.create(name="Seeder", seed_ratio_limit=0.0, seed_time_limit_minutes=600))
+    album = local_swarm.publish("released.bin", 200_000)
+    job = services.add_torrent(user, album.torrent_bytes)
+    run_until(engine, lambda: refreshed(job).status == Status.SEEDING, what="seeding")
+    engine.tick()
+    assert engine.resume.path(job.pk).exists()
+
+    bring_home.complete_in_place(refreshed(job), reason_code="tracker_released", reason="Complete.")
+    run_until(engine, lambda: job.pk not in engine.torrents, what="the torrent out of the session")
+    assert refreshed(job).status == Status.COMPLETED and job.reason_code == "tracker_released"
+    assert sha256(job.data_dir / "released.bin") == album.files["released.bin"], "files stay"
+    assert not engine.resume.path(job.pk).exists()
 
 
 def test_pause_and_resume_reach_the_session(engine, local_swarm, user, no_seeding):

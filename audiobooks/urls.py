@@ -8,4 +8,5 @@ app_name = "audiobooks"
 
 urlpatterns = [
     path("audiobooks/", views.audiobook_list, name="list"),
+    path("audiobooks/jobs/<int:job_id>/alerts/", views.job_alerts, name="job_alerts"),
 ]

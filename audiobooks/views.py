@@ -3,13 +3,13 @@ why one failed (with Retry), each tracker download's seeding state, the user's t
 and the library / Audiobookshelf settings. The page renders the first state on
 the server; static/js/audiobooks.js refreshes it over /api/v1/audiobooks/ while a book is being made, and
 sends Retry and the settings form to the same API. The token is write-only: the page only knows whether one is
-set."""
+set. The job page's tracker-alert panel is redrawn from `job_alerts`."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 
@@ -17,6 +17,7 @@ from accounts.decorators import policy_required
 from audiobooks import services
 from audiobooks.compliance import status as tracker_status
 from audiobooks.serializers import AudiobookSerializer, SettingsSerializer
+from downloads.models import Job
 
 PAGE_SIZE = 100  # the newest books; the API pages through the rest
 
@@ -47,3 +48,11 @@ def audiobook_list(request: HttpRequest) -> HttpResponse:
         "config": config,
         "books_json": list(rows),
     })
+
+
+@policy_required
+def job_alerts(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The open tracker alerts of one of the user's jobs, as the job page's panel lists them (its script asks
+    again when the job's live events say an alert was raised or cleared). Another user's job: 404."""
+    job = get_object_or_404(Job.objects.for_user(request.user), pk=job_id)
+    return render(request, "audiobooks/_job_alert_items.html", {"tracker_alerts": tracker_status.job_alerts(job)})

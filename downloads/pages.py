@@ -137,7 +137,7 @@ def event_text(event: JobEvent) -> str:
         return f"{count} file{'' if count == 1 else 's'} registered."
     if event.kind == EventKind.DELETED:
         return "Deleted."
-    return data.get("reason") or event.code
+    return data.get("reason") or data.get("text") or event.code
 
 
 # --- views ----------------------------------------------------------------------------------------

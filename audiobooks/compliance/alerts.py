@@ -8,7 +8,8 @@ Conditions (thresholds are fields of the tracker's rules):
   for inactive_after (not reported by its client, or its counter stood still) — hit-and-run risk.
 
 One open `TrackerAlert` per (subject, kind): raised when the condition starts, its message kept current, cleared
-when it ends. Each raise is mailed once to the user it concerns (claimed with a conditional UPDATE, so two
+when it ends. A job's alert raised or cleared is also a message on the job's timeline (its page redraws the
+alert panel on it). Each raise is mailed once to the user it concerns (claimed with a conditional UPDATE, so two
 sweeps never mail twice; a failed send is tried again by the next sweep). Nothing here is audited: alerts are
 machine-written, no user acted. Messages carry no secret (no cookie, no passkey, no tracker error text)."""
 
@@ -27,6 +28,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from downloads import events
+from downloads.models import EventKind, Job
 from indexers.models import Indexer
 
 from .models import SeedingLedger, TrackerAccount, TrackerAlert, TrackerRules
@@ -34,6 +37,7 @@ from .models import SeedingLedger, TrackerAccount, TrackerAlert, TrackerRules
 log = logging.getLogger(__name__)
 Kind = TrackerAlert.Kind
 SESSION_EXPIRED = "session_expired"
+RAISED, CLEARED = "tracker_alert", "tracker_alert_cleared"  # codes of the job events
 
 
 @dataclass(frozen=True)
@@ -133,8 +137,14 @@ def evaluate(now: dt.datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     found = {(c.subject, c.kind): c for c in conditions(now)}
     stored = {(a.subject, a.kind): a for a in TrackerAlert.objects.open()}
-    gone = [alert.pk for key, alert in stored.items() if key not in found]
-    cleared = TrackerAlert.objects.filter(pk__in=gone, cleared_at__isnull=True).update(cleared_at=now)
+    cleared = 0
+    for key, alert in stored.items():
+        if key in found:
+            continue
+        with transaction.atomic():
+            if TrackerAlert.objects.filter(pk=alert.pk, cleared_at__isnull=True).update(cleared_at=now):
+                cleared += 1
+                _tell_job(alert.job_id, CLEARED, alert.kind, f"{alert.get_kind_display()}: cleared.")
     raised = 0
     for key, condition in found.items():
         alert = stored.get(key)
@@ -148,13 +158,22 @@ def evaluate(now: dt.datetime | None = None) -> dict[str, int]:
 def _raise(condition: Condition, now: dt.datetime) -> int:
     try:
         with transaction.atomic():
-            TrackerAlert.objects.create(user_id=condition.user_id, job_id=condition.job_id,
-                                        indexer_id=condition.indexer_id, subject=condition.subject,
-                                        kind=condition.kind, message=condition.message[:500], raised_at=now)
+            alert = TrackerAlert.objects.create(user_id=condition.user_id, job_id=condition.job_id,
+                                                indexer_id=condition.indexer_id, subject=condition.subject,
+                                                kind=condition.kind, message=condition.message[:500], raised_at=now)
+            _tell_job(alert.job_id, RAISED, alert.kind, f"{alert.get_kind_display()}: {alert.message}")
     except IntegrityError:
         return 0  # another sweep raised it at the same moment: one open alert per (subject, kind)
     log.info("tracker alert raised", extra={"subject": condition.subject, "kind": condition.kind})
     return 1
+
+
+def _tell_job(job_id: int | None, code: str, kind: str, text: str) -> None:
+    """A job's alert raised or cleared: a message on the job's timeline, which its page also takes as the cue to
+    redraw its alert panel (static/js/job_alerts.js). In the alert's transaction: both or neither."""
+    job = Job.objects.filter(pk=job_id).only("pk", "user_id").first() if job_id else None
+    if job is not None:
+        events.emit(job, EventKind.MESSAGE, code, {"alert": kind, "text": text[:500]})
 
 
 # --- mail ------------------------------------------------------------------------------------------------------

@@ -279,7 +279,7 @@
         if (event.code === "deleted") return `Deleted file ${data.path || ""}.`;
         return `${data.count || 0} file${data.count === 1 ? "" : "s"} registered.`;
       case "deleted": return "Deleted.";
-      default: return data.reason || event.code;
+      default: return data.reason || data.text || event.code;
     }
   }
 

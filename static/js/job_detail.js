@@ -407,6 +407,8 @@
     if (event.kind === "status" && previous !== job.status && (job.status === "completed" || job.status === "failed")) {
       F.announce(`${job.name} ${job.status === "completed" ? "completed" : `failed: ${job.reason || ""}`}`);
     }
+    // Panels of other apps on this page (tracker alerts) follow the same events.
+    document.dispatchEvent(new CustomEvent("flotilla:job-event", { detail: event }));
   }
 
   function onEvent(event) {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -16,7 +17,7 @@ from audiobooks import services
 from audiobooks.compliance import alerts
 from audiobooks.compliance import services as compliance
 from audiobooks.compliance.models import SeedingLedger, TrackerAlert
-from downloads.models import Status
+from downloads.models import EventKind, JobEvent, Status
 from indexers.models import JobSource
 from tests.downloads.factories import JobFactory
 from tests.indexers.factories import IndexerFactory
@@ -115,10 +116,37 @@ def test_alerts_are_listed_to_their_user_only(api_client, user, other_user, brow
     assert browser.get(f"/jobs/{other_book.job_id}/").status_code == 404
 
 
-def test_a_job_without_alerts_has_no_alert_panel(browser, user):
+def test_a_job_without_alerts_has_its_alert_panel_hidden(browser, user):
     job = JobFactory(user=user, status=Status.DOWNLOADING)
     page = browser.get(f"/jobs/{job.pk}/")
-    assert page.status_code == 200 and 'id="tracker-alerts"' not in page.content.decode()
+    assert page.status_code == 200
+    panel = re.search(r'<section class="panel" id="tracker-alerts"[^>]*>', page.content.decode(), re.S).group(0)
+    assert " hidden" in panel  # there for job_alerts.js to fill when an alert is raised live
+    assert browser.get(f"/audiobooks/jobs/{job.pk}/alerts/").content.decode().strip() == ""
+
+
+def test_a_jobs_alerts_raised_and_cleared_are_on_its_timeline_and_its_panel(browser, user, other_user, mam):
+    mine = mam_indexer(user, mam, account_status={"unsatisfied": 1, "unsatisfied_limit": 20})
+    book = tracker_book(user, mine, hours=1)
+    SeedingLedger.objects.update(seeding_seen_at=timezone.now() - dt.timedelta(hours=3))
+    alerts.evaluate()
+    alerts.evaluate()  # still open: no second message
+    raised = JobEvent.objects.filter(job_id=book.job_id, kind=EventKind.MESSAGE, code=alerts.RAISED)
+    assert [(e.user_id, e.data["alert"]) for e in raised] == [(user.pk, "inactive_unsatisfied")]
+    assert raised[0].data["text"].startswith("Torrent inactive while unsatisfied: ")
+    items = browser.get(f"/audiobooks/jobs/{book.job_id}/alerts/").content.decode()
+    assert 'data-alert-kind="inactive_unsatisfied"' in items and "hit-and-run risk" in items
+    browser.force_login(other_user)
+    assert browser.get(f"/audiobooks/jobs/{book.job_id}/alerts/").status_code == 404
+    browser.force_login(user)
+
+    SeedingLedger.objects.update(seeding_seen_at=timezone.now())  # seen seeding again: the condition ended
+    alerts.evaluate()
+    cleared = JobEvent.objects.filter(job_id=book.job_id, kind=EventKind.MESSAGE, code=alerts.CLEARED)
+    assert [e.data["text"] for e in cleared] == ["Torrent inactive while unsatisfied: cleared."]
+    assert browser.get(f"/audiobooks/jobs/{book.job_id}/alerts/").content.decode().strip() == ""
+    timeline = browser.get(f"/jobs/{book.job_id}/").content.decode()
+    assert "Torrent inactive while unsatisfied: cleared." in timeline
 
 
 def test_the_health_page_counts_open_alerts_by_kind(admin_client, user, mam):

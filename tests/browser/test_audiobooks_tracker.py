@@ -1,6 +1,7 @@
 """The Audiobooks page's tracker state in real Chromium against real daphne: the user's tracker account (ratio,
 class, unsatisfied n / limit, session), a book's seeding time and both clocks, and an alert the compliance sweep
-raises appearing by the page's own refresh, without a reload; the page passes axe with all of it shown."""
+raises appearing by the page's own refresh, without a reload; the page passes axe with all of it shown. On the
+job page, the alert panel follows the sweep live (the job's events): shown when raised, hidden when cleared."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.accounts.factories import UserFactory
 from tests.audiobooks.presets import ensure_mam_rules
 from tests.browser.conftest import log_in
 from tests.browser.test_accessibility import axe_violations
+from tests.browser.test_dashboard import wait_live
 from tests.downloads.factories import JobFactory
 from tests.indexers.factories import IndexerFactory
 
@@ -60,4 +62,36 @@ def test_tracker_state_and_a_new_alert_show_live(page: Page, live_server_url):
     expect(page.locator("#tracker-alerts .msg")).to_contain_text("9 of your 10 unsatisfied")
     expect(row).to_contain_text("9 / 10")
     assert axe_violations(page) == []
+    assert page.js_errors == []
+
+
+def test_a_jobs_alert_panel_follows_the_sweep_live(page: Page, live_server_url):
+    ensure_mam_rules()
+    user = UserFactory(email="reader@example.com")
+    indexer = IndexerFactory(owner=user, name="My MAM", kind="myanonamouse", url="http://127.0.0.1:9",
+                             account_status={"unsatisfied": 1, "unsatisfied_limit": 10})
+    job = JobFactory(user=user, name="Project Hail Mary", backend="server:999", status=Status.COMPLETED)
+    JobSource.objects.create(job=job, indexer=indexer, indexer_name="MAM", title="Project Hail Mary",
+                             guid="https://www.myanonamouse.net/t/123")
+    now = timezone.now()
+    ledger = SeedingLedger.objects.create(job=job, tracker="myanonamouse", seeded_seconds=3600,
+                                          completed_at=now - dt.timedelta(days=2), seeding_seen_at=now)
+
+    log_in(page, user.email)
+    page.goto(f"/jobs/{job.pk}/")
+    wait_live(page)
+    panel = page.locator("#tracker-alerts")
+    expect(panel).to_be_hidden()
+
+    # Not seen seeding for 3 h: the sweep raises the alert, and the open page shows it without a reload.
+    SeedingLedger.objects.filter(pk=ledger.pk).update(seeding_seen_at=now - dt.timedelta(hours=3))
+    assert alerts.evaluate()["alerts_raised"] == 1
+    expect(panel).to_be_visible()
+    expect(panel.locator(".msg")).to_contain_text("hit-and-run risk")
+    expect(page.locator("#event-list")).to_contain_text("Torrent inactive while unsatisfied: ")
+
+    SeedingLedger.objects.filter(pk=ledger.pk).update(seeding_seen_at=timezone.now())  # seeding again
+    assert alerts.evaluate()["alerts_cleared"] == 1
+    expect(panel).to_be_hidden()
+    expect(page.locator("#event-list")).to_contain_text("Torrent inactive while unsatisfied: cleared.")
     assert page.js_errors == []

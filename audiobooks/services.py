@@ -27,7 +27,7 @@ from audiobooks.merge import BookError
 from audiobooks.models import AudiobookJob, AudiobookSettings
 from config.errors import Conflict, DomainError
 from config.tasks import enqueue
-from downloads import finish, leases, runs
+from downloads import backends, finish, leases, runs
 from downloads.models import TERMINAL, Job, Status
 from downloads.postprocessors import PostProcessError
 
@@ -66,9 +66,22 @@ def mark(user, job: Job, *, accept_damaged: bool = False, keep_both: bool = Fals
     with transaction.atomic():
         book = AudiobookJob.objects.create(job=job, accept_damaged=accept_damaged, keep_both=keep_both, **fields)
         record_audit("audiobook.mark", actor=user, target=book, job=job.pk, fields=sorted(fields))
-        if job.status == Status.COMPLETED:
+        if job.status == Status.COMPLETED or builds_while_seeding(job):
             _enqueue(book)
     return book
+
+
+def builds_while_seeding(job: Job) -> bool:
+    """A job still seeding with its backend under a tracker's rules (the built-in engine) takes the finish line
+    only when that seeding ends — never, while the rules keep it seeding — so its book is made from the
+    seeding files meanwhile (they are only read); the finish line then finds it published. A server's job
+    takes the finish line once its files are home, whatever the server goes on seeding."""
+    return job.status == Status.SEEDING and job.data_deleted_at is None and backends.keeps_seeding(job)
+
+
+def _ready(job: Job) -> bool:
+    """The job's files are there to make its book from, outside the finish line."""
+    return (job.status == Status.COMPLETED and job.data_deleted_at is None) or builds_while_seeding(job)
 
 
 AUDIOBOOK_CATEGORY = 3030  # Newznab Audio/Audiobook
@@ -112,7 +125,7 @@ def retry(user, book: AudiobookJob) -> AudiobookJob:
         raise Conflict("Only a book that failed can be retried.", code="illegal_transition")
     if job.status == Status.FAILED and finish.failed_in_processing(job):
         finish.retry_postprocess(user, job)
-    elif job.status == Status.COMPLETED and job.data_deleted_at is None:
+    elif _ready(job):
         _enqueue(book)
     else:
         raise Conflict("The download's files are no longer there to retry from.", code="illegal_transition")
@@ -131,9 +144,10 @@ def _enqueue(book: AudiobookJob) -> bool:
 
 
 def process_completed(job_id: int, holder: str | None = None) -> int:
-    """The `audiobooks.tasks.process` task: make the book of a job that already completed."""
+    """The `audiobooks.tasks.process` task: make the book of a job outside its finish line (marked after it
+    completed, or seeding under a tracker's rules: `builds_while_seeding`)."""
     book = AudiobookJob.objects.select_related("job", "job__user").filter(job_id=job_id).first()
-    if book is None or book.job.status != Status.COMPLETED or book.state != AudiobookJob.State.PROCESSING:
+    if book is None or not _ready(book.job) or book.state != AudiobookJob.State.PROCESSING:
         return 0
     with runs.holding(LEASE, book.job, holder or leases.new_holder()) as held:
         if not held:
@@ -148,9 +162,13 @@ def process_completed(job_id: int, holder: str | None = None) -> int:
 
 
 def sweep() -> int:
-    """Enqueue standalone books nobody runs (a killed worker): their lease expired."""
-    books = AudiobookJob.objects.filter(state=AudiobookJob.State.PROCESSING, job__status=Status.COMPLETED)
-    return sum(_enqueue(book) for book in books)
+    """Enqueue standalone books nobody runs (a killed worker: their lease expired), and the books of jobs that
+    seed under a tracker's rules once their download is complete (`builds_while_seeding`)."""
+    stalled = AudiobookJob.objects.filter(state=AudiobookJob.State.PROCESSING, job__status=Status.COMPLETED)
+    seeding = [book for book in AudiobookJob.objects.filter(
+        state__in=(AudiobookJob.State.WAITING, AudiobookJob.State.PROCESSING), job__status=Status.SEEDING,
+    ).select_related("job") if builds_while_seeding(book.job)]
+    return sum(_enqueue(book) for book in [*stalled, *seeding])
 
 
 # --- making the book -------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.audit import record_audit
+from audiobooks import services as books
 from audiobooks import trackers
-from downloads import bring_home
+from downloads import bring_home, leases, runs
 from downloads.backends import Refuse, Wait
 from downloads.models import Job, JobConflict, ProcessHeartbeat, Status
 from indexers import services as indexers
@@ -327,6 +328,8 @@ def _release_engine_job_if_allowed(rules: TrackerRules, ledger: SeedingLedger, j
     left it. A job that is not seeding now (paused, or moved meanwhile) is looked at again by the next sweep."""
     if rules.keep_seeding or ledger.released_at or not tracker_agrees(rules, ledger) or job.status != Status.SEEDING:
         return
+    if leases.is_held(runs.lease_name(books.LEASE, job.pk)):
+        return  # its book is being made from the seeding files (books.builds_while_seeding): after that
     try:
         job = bring_home.complete_in_place(job, reason_code="tracker_released",
                                            reason=f"Complete: {rules.name or rules.tracker}'s seeding rules are met.")

@@ -13,10 +13,11 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditLog
+from audiobooks import services as books
 from audiobooks.compliance import services as compliance
 from audiobooks.compliance.models import SeedingLedger, TrackerRules
 from billing.services import current_plan
-from downloads import heartbeats
+from downloads import heartbeats, leases, runs
 from downloads import services as jobs
 from downloads.engine import claims
 from downloads.models import Job, Status
@@ -122,3 +123,21 @@ def test_an_engine_job_leaves_the_engine_by_policy_once_both_clocks_agree(user, 
     assert book.exists(), "the files stay: only the seeding ends"
     assert job.claimed_by == "e1" and job.pk not in {j.pk for j in claims.owned_by("e1")}, (
         "the engine no longer holds it: its next reconcile takes the torrent out of the session")
+
+
+@pytest.mark.django_db
+def test_an_engine_job_whose_book_is_being_made_is_released_after(user):
+    TrackerRules.objects.filter(tracker="myanonamouse").update(
+        engine_allowed=True, keep_seeding=False, min_seed_time=dt.timedelta(seconds=3),
+        satisfied_margin=dt.timedelta(0))
+    job = mam_job(user, JobFactory(user=user, backend="engine", status=Status.SEEDING, claimed_by="e1"))
+    heartbeats.beat("engine", name="e1", seeding_seconds={str(job.pk): 10})
+    compliance.sync_ledgers()
+    SeedingLedger.objects.filter(job=job).update(tracker_satisfied_at=timezone.now())
+    book_run = runs.reserve(books.LEASE, job.pk)  # a worker makes its book from the seeding files
+
+    compliance.sync_ledgers()
+    assert Job.objects.get(pk=job.pk).status == Status.SEEDING and ledger(job).released_at is None
+    leases.release(runs.lease_name(books.LEASE, job.pk), book_run)
+    compliance.sync_ledgers()
+    assert Job.objects.get(pk=job.pk).status == Status.COMPLETED and ledger(job).released_at is not None

@@ -1,6 +1,7 @@
 """Through the spine: a job marked as an audiobook goes processing → completed with the book in the owner's
 library (progress on the job's events), fails with `audiobook_<code>` keeping its files, and is retried; a job
-that already completed is processed on its own road and stays completed."""
+that already completed is processed on its own road and stays completed, and so is an engine job seeding under a
+tracker's rules (its finish line may never come), which then finds its book made."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from django.conf import settings
 from audiobooks import services
 from audiobooks.models import AudiobookJob, AudiobookSettings
 from downloads import finish, postprocessors
-from downloads.models import EventKind, JobEvent, Lease, Status
+from downloads.models import EventKind, Job, JobEvent, Lease, Status
+from indexers.models import JobSource
 from tests.audiobooks import books
+from tests.audiobooks.presets import ensure_mam_rules
 from tests.downloads.factories import JobFactory, JobFileFactory
 from tests.downloads.runs import run_postprocess
 from tests.fakes.audiobookshelf_fake import FakeAudiobookshelf
+from tests.indexers.factories import IndexerFactory
 
 
 def job_with_book(user, source: Path, *, status=Status.TRANSFERRING):
@@ -130,3 +134,51 @@ def test_marking_checks_owner_state_and_duplicates(user, other_user, odd_book):
     with pytest.raises(DomainError) as cancelled:
         services.mark(user, failed)
     assert cancelled.value.code == "illegal_transition"
+
+
+def tracker_seeding_job(user, source: Path, *, kind: str = "myanonamouse"):
+    """A job grabbed from `kind`'s indexer, on the built-in engine, still downloading."""
+    ensure_mam_rules()
+    job = job_with_book(user, source, status=Status.DOWNLOADING)
+    Job.objects.filter(pk=job.pk).update(backend="engine", is_private=True)  # a private tracker's torrent
+    indexer = IndexerFactory(owner=user, kind=kind)
+    JobSource.objects.create(job=job, indexer=indexer, indexer_name=indexer.name, title=source.name,
+                             guid="https://www.myanonamouse.net/t/1")
+    job.refresh_from_db()
+    return job
+
+
+@pytest.mark.django_db
+def test_a_job_seeding_under_a_trackers_rules_is_made_into_a_book_while_it_seeds(user, odd_book):
+    job = tracker_seeding_job(user, odd_book)
+    book = services.mark(user, job, title="Tones", authors=["Jane Doe"])
+    assert book.state == "waiting" and services.sweep() == 0  # still downloading
+
+    # The engine has the whole download and seeds on for the tracker (maybe for ever: keep_seeding).
+    Job.objects.filter(pk=job.pk).update(status=Status.SEEDING)
+    before = books.tree_digest(job.data_dir)
+    assert services.sweep() == 1 and services.sweep() == 0  # enqueued once (its lease is reserved)
+    holder = Lease.objects.get(name=f"audiobook.{job.pk}").holder
+    assert services.process_completed(job.pk, holder) == 1
+    book.refresh_from_db()
+    job.refresh_from_db()
+    assert (book.state, job.status) == ("published", Status.SEEDING)
+    assert books.tree_digest(job.data_dir) == before  # the seeding files: only read
+    published = book.published_path
+
+    # Its seeding ends one day (a release by policy): the finish line finds the book made.
+    finish.finish(job)
+    assert run_postprocess(job.pk) == 1
+    job.refresh_from_db()
+    book.refresh_from_db()
+    assert (job.status, book.state, book.published_path) == (Status.COMPLETED, "published", published)
+    assert [p.name for p in Path(published).parent.iterdir()] == [Path(published).name], "one book, not two"
+
+
+@pytest.mark.django_db
+def test_a_seeding_job_without_tracker_rules_waits_for_its_finish_line(user, odd_book):
+    job = tracker_seeding_job(user, odd_book, kind="torznab")  # its seeding ends on the plan's limits
+    services.mark(user, job)
+    Job.objects.filter(pk=job.pk).update(status=Status.SEEDING)
+    assert services.sweep() == 0
+    assert AudiobookJob.objects.get(job=job).state == "waiting"

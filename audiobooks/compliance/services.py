@@ -324,8 +324,9 @@ def _sync_engine(jobs: list[Job], rules: dict, now: dt.datetime) -> int:
 
 def _release_engine_job_if_allowed(rules: TrackerRules, ledger: SeedingLedger, job: Job, now: dt.datetime) -> None:
     """The engine's side of the same policy: its job's seeding ends through the finish line (the files checked
-    in place and kept; a book is made then), and the engine takes the torrent out of its session once the job
-    left it. A job that is not seeding now (paused, or moved meanwhile) is looked at again by the next sweep."""
+    in place and kept; post-processors run then, a book made while it seeded is skipped), and the engine takes
+    the torrent out of its session once the job left it. A job that is not seeding now (paused, or moved
+    meanwhile) is looked at again by the next sweep."""
     if rules.keep_seeding or ledger.released_at or not tracker_agrees(rules, ledger) or job.status != Status.SEEDING:
         return
     if leases.is_held(runs.lease_name(books.LEASE, job.pk)):

@@ -10,7 +10,7 @@
 
   async function redraw() {
     const response = await fetch(panel.dataset.url, { credentials: "same-origin", headers: { Accept: "text/html" } });
-    if (!response.ok) return;
+    if (!response.ok || response.redirected) return; // signed out meanwhile: the login page is not a list
     list.innerHTML = await response.text(); // rendered and escaped by the server
     panel.hidden = list.querySelector("li") === null;
   }
